@@ -1,0 +1,5 @@
+"""Bastion: a security-hardening reverse-proxy sidecar."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""The admin listener (its own port, loopback by default): liveness, readiness and status.
+
+Never served on the proxied port. Readiness means: config loaded, not draining, and the upstream
+accepts connections (probed at most once a second, so a probe storm never becomes an upstream
+storm). Later work adds `/metrics`, rule reload status and revocations here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from proxy.responses import PlainResponse
+
+Probe = Callable[[], Awaitable[bool]]
+
+
+class Health:
+    """Shared readiness state; `draining` flips first on SIGTERM so load balancers stop sending."""
+
+    def __init__(self, upstream_probe: Probe, cache_for: float = 1.0) -> None:
+        self.draining = False
+        self.config_loaded = True
+        self._probe = upstream_probe
+        self._cache_for = cache_for
+        self._last: tuple[float, bool] = (0.0, False)
+        self._lock = asyncio.Lock()
+        self.extra: dict[str, Callable[[], Any]] = {}  # name -> () -> detail, shown on /status
+
+    async def upstream_ok(self) -> bool:
+        async with self._lock:
+            at, ok = self._last
+            now = time.monotonic()
+            if now - at >= self._cache_for:
+                ok = await self._probe()
+                self._last = (now, ok)
+            return ok
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {"config": self.config_loaded, "draining": self.draining}
+        checks["upstream"] = await self.upstream_ok() if not self.draining else None
+        ready = self.config_loaded and not self.draining and bool(checks["upstream"])
+        return ready, checks
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return PlainResponse(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def create_admin_app(health: Health) -> web.Application:
+    app = web.Application()
+
+    async def healthz(_: web.Request) -> web.Response:
+        return _json(200, {"status": "alive"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ready, checks = await health.readiness()
+        return _json(200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks})
+
+    async def status(_: web.Request) -> web.Response:
+        body: dict[str, Any] = {"pid": os.getpid()}
+        for name, fn in health.extra.items():
+            body[name] = fn()
+        return _json(200, body)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/status", status)
+    return app
+
+
+async def start_admin(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # the bound port, for port 0 in tests
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, bound

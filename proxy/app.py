@@ -1,0 +1,111 @@
+"""The composition root: the one place that builds the pipeline, forwarder, listeners and logs.
+
+`Bastion` owns the lifetimes (forwarder pool, proxy listener, admin listener) and the shutdown
+order: readiness off → drain delay → stop accepting → finish in-flight up to the grace period.
+Only this module imports the concrete checks; only `cli.py` imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from aiohttp import web
+
+from proxy.admin import Health, create_admin_app, start_admin
+from proxy.checks.ingress import Ingress
+from proxy.config import Config
+from proxy.forwarder import Forwarder
+from proxy.logs import LogOutput
+from proxy.pipeline import Pipeline
+from proxy.server import BastionServer, ProxyHandler
+
+log = logging.getLogger("bastion")
+
+# aiohttp's own parser limits sit above Bastion's caps, so that Bastion, not aiohttp, answers an
+# over-limit request (414/431 with a problem document rather than aiohttp's plain-text 400).
+_PARSER_HEADROOM = 1024
+
+
+def build_pipeline(cfg: Config) -> Pipeline:
+    """The check order (see README "Pipeline"); later stages slot in here."""
+    return Pipeline([Ingress(cfg.limits)])
+
+
+class Bastion:
+    def __init__(self, cfg: Config, output: LogOutput, *, admin: bool = True, reuse_port: bool = False) -> None:
+        self.cfg = cfg
+        self.output = output
+        self.with_admin = admin
+        self.reuse_port = reuse_port
+        self.forwarder = Forwarder(cfg.upstream)
+        self.pipeline = build_pipeline(cfg)
+        self.handler = ProxyHandler(cfg, self.pipeline, self.forwarder, output)
+        self.health = Health(self.forwarder.reachable)
+        self._runner: web.ServerRunner | None = None
+        self._admin_runner: web.AppRunner | None = None
+        self.port = 0
+        self.admin_port = 0
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        await self.forwarder.start()
+        limits = cfg.limits
+        server = BastionServer(
+            self.handler,
+            max_line_size=limits.max_uri + _PARSER_HEADROOM,
+            max_field_size=limits.max_header_bytes + _PARSER_HEADROOM,
+            max_headers=limits.max_headers + 32,
+            access_log=None,
+            keepalive_timeout=75.0,
+        )
+        self._runner = web.ServerRunner(server, shutdown_timeout=cfg.shutdown.grace_period)
+        await self._runner.setup()
+        ssl_ctx = None
+        if cfg.listen.tls:
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(str(cfg.listen.tls.cert_file), str(cfg.listen.tls.key_file))
+        site = web.TCPSite(
+            self._runner, cfg.listen.host, cfg.listen.port, ssl_context=ssl_ctx,
+            backlog=cfg.listen.backlog, reuse_port=self.reuse_port or None,
+        )
+        await site.start()
+        self.port = _bound_port(site, cfg.listen.port)
+        if self.with_admin:
+            self.health.extra["inflight"] = lambda: self.handler.inflight
+            self._admin_runner, self.admin_port = await start_admin(
+                create_admin_app(self.health), cfg.admin.host, cfg.admin.port
+            )
+
+    async def shutdown(self, *, drain: bool = True) -> None:
+        """Graceful stop: readiness off, wait `drain_delay`, stop accepting, finish in-flight."""
+        self.health.draining = True
+        if drain and self.cfg.shutdown.drain_delay > 0:
+            log.info("draining", extra={"drain_delay_s": self.cfg.shutdown.drain_delay})
+            await asyncio.sleep(self.cfg.shutdown.drain_delay)
+        if self._runner is not None:
+            # stops the listener, closes idle keep-alive connections, waits for in-flight handlers
+            await self._runner.cleanup()
+            self._runner = None
+        await self.forwarder.close()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+            self._admin_runner = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.cfg.listen.tls else "http"
+        host = self.cfg.listen.host if self.cfg.listen.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.cfg.admin.host}:{self.admin_port}"
+
+
+def _bound_port(site: web.TCPSite, configured: int) -> int:
+    server: Any = site._server
+    sockets = getattr(server, "sockets", None) or []
+    return sockets[0].getsockname()[1] if sockets else configured

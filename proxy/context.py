@@ -1,0 +1,39 @@
+"""The per-request state that travels through the pipeline (Oathkeeper's AuthenticationSession,
+oauth2-proxy's RequestScope). Plain data: checks read it and add to it; they never see aiohttp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    method: str
+    raw_target: str
+    headers: CIMultiDictProxy[str]
+    peer_ip: str
+    client_ip: str
+    scheme: str
+    host: str
+    started: float
+    # Filled in by the ingress check: the path every later check matches and the upstream receives.
+    path: str = ""
+    query: str = ""
+    content_length: int | None = None
+    chunked: bool = False
+    body_limit: int = 0
+    websocket: bool = False
+    # Headers that checks want added to the upstream request (identity, trace); set after stripping.
+    upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    # Extra fields for the access record (rule id, user, reason ...).
+    log: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The canonical request target that is forwarded."""
+        return f"{self.path}?{self.query}" if self.query else self.path

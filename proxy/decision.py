@@ -1,0 +1,64 @@
+"""The one denial type. Checks raise it; `server.py` renders it to HTTP in exactly one place.
+
+Modelled on Envoy's `Status` enum and Oathkeeper's error constructors: a stable machine reason
+code for logs and metrics, a public title that is safe to show, and a detail that only goes to the
+log. Nothing here knows about aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from http import HTTPStatus
+
+
+class Reason(StrEnum):
+    BAD_REQUEST = "bad_request"
+    BAD_PATH = "bad_path"
+    URI_TOO_LONG = "uri_too_long"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    BODY_TOO_LARGE = "body_too_large"
+    NO_RULE = "no_rule"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    INTERNAL = "internal_error"
+    SHUTTING_DOWN = "shutting_down"
+
+
+# Stable problem `type` URIs: relative references, which RFC 9457 §3.1.1 allows; they name the
+# kind of problem without pointing anywhere that could leak deployment details.
+PROBLEM_BASE = "https://bastion.dev/problems/"
+
+
+class Denial(Exception):
+    """A request Bastion refuses to pass on.
+
+    >>> Denial(413, Reason.BODY_TOO_LARGE, detail="content-length 5000000 > 1048576")
+    The client sees status 413, title "Content Too Large" and the request id; `detail` is logged only.
+    """
+
+    __slots__ = ("status", "reason", "title", "detail", "headers")
+
+    def __init__(
+        self,
+        status: int,
+        reason: Reason,
+        *,
+        title: str | None = None,
+        detail: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(reason.value)
+        self.status = status
+        self.reason = reason
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.headers = dict(headers) if headers else {}
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_BASE + self.reason.value.replace("_", "-")
+
+    def problem(self, request_id: str) -> dict[str, object]:
+        """The RFC 9457 body. Never includes `detail`: that is for the log."""
+        return {"type": self.type_uri, "title": self.title, "status": self.status, "request_id": request_id}

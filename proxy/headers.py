@@ -1,0 +1,34 @@
+"""Header sets that are fixed by the standards and precomputed once (RFC 9110 §7.6.1)."""
+
+from __future__ import annotations
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# SECURITY: RFC 9110 §7.6.1 hop-by-hop fields, plus the obsolete ones proxies still see.
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
+        "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
+    )
+)
+
+
+def connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Every header named in `Connection` (RFC 9110 §7.6.1): those are hop-by-hop too."""
+    values = headers.getall("Connection", ())
+    if not values:
+        return frozenset()
+    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
+
+
+def copy_end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
+    """A copy without hop-by-hop fields, `Connection`-named fields and the `drop` set (lower-case)."""
+    named = connection_named(headers)
+    out: CIMultiDict[str] = CIMultiDict()
+    for k, v in headers.items():
+        lk = k.lower()
+        if lk in HOP_BY_HOP or lk in drop or (named and lk in named):
+            continue
+        out.add(k, v)
+    return out

@@ -1,0 +1,95 @@
+"""`--workers N`: N freshly spawned worker processes share the port through SO_REUSEPORT.
+
+The parent binds nothing on the proxied port. It serves the admin listener, restarts a worker that
+dies (with a back-off when one dies straight after start), forwards SIGHUP, and on SIGTERM/SIGINT
+drains: readiness turns 503 for `drain_delay`, then the workers get SIGTERM and finish their
+in-flight requests within the grace period. Workers are spawned, not forked, so no event loop,
+socket or thread is inherited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+from proxy.admin import Health, create_admin_app, start_admin
+from proxy.config import Config
+from proxy.forwarder import upstream_reachable
+from proxy.logs import LogOutput, setup_logging
+
+log = logging.getLogger("bastion.supervisor")
+
+
+class Worker:
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(argv)
+        self.started = time.monotonic()
+
+
+async def supervise(cfg: Config, config_path: str, workers: int, loop_kind: str) -> int:
+    output = LogOutput()
+    setup_logging(cfg.logging, output)
+    argv = [sys.executable, "-m", "proxy", "_worker", "-c", config_path, "--loop", loop_kind]
+    health = Health(lambda: upstream_reachable(cfg.upstream))
+    pool: list[Worker] = []
+    restarts = 0
+    health.extra["workers"] = lambda: [w.proc.pid for w in pool if w.proc.poll() is None]
+    health.extra["restarts"] = lambda: restarts
+    admin_runner, admin_port = await start_admin(create_admin_app(health), cfg.admin.host, cfg.admin.port)
+    log.warning(
+        "running %d workers: rate limits and revocations are per process unless store: redis is configured",
+        workers,
+    )
+    pool.extend(Worker(argv) for _ in range(workers))
+    log.info("supervising", extra={"workers": [w.proc.pid for w in pool], "admin_port": admin_port})
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _signal_all(pool, signal.SIGHUP))
+
+    while not stop.is_set():
+        for i, w in enumerate(pool):
+            code = w.proc.poll()
+            if code is None:
+                continue
+            quick = time.monotonic() - w.started < 1.0
+            log.warning("worker exited; restarting", extra={"pid": w.proc.pid, "exit_code": code})
+            if quick:  # crash loop: do not spin
+                await asyncio.sleep(1.0)
+            pool[i] = Worker(argv)
+            restarts += 1
+        try:
+            await asyncio.wait_for(stop.wait(), 0.2)
+        except asyncio.TimeoutError:
+            pass
+
+    health.draining = True
+    if cfg.shutdown.drain_delay > 0:
+        log.info("draining", extra={"drain_delay_s": cfg.shutdown.drain_delay})
+        await asyncio.sleep(cfg.shutdown.drain_delay)
+    _signal_all(pool, signal.SIGTERM)
+    deadline = time.monotonic() + cfg.shutdown.grace_period + 5
+    while any(w.proc.poll() is None for w in pool) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    for w in pool:
+        if w.proc.poll() is None:
+            log.error("worker did not stop in time; killing", extra={"pid": w.proc.pid})
+            w.proc.kill()
+            w.proc.wait()
+    await admin_runner.cleanup()
+    log.info("stopped")
+    output.close()
+    return 0
+
+
+def _signal_all(pool: list[Worker], sig: int) -> None:
+    for w in pool:
+        if w.proc.poll() is None:
+            w.proc.send_signal(sig)
