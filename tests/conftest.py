@@ -32,7 +32,7 @@ class Seen:
     path: str
     headers: list[tuple[str, str]]
     body_len: int
-    complete: bool
+    complete: bool | None  # None while the body is still being read
 
     def header(self, name: str) -> str | None:
         for k, v in self.headers:
@@ -62,14 +62,16 @@ class EchoUpstream:
 
 def echo_app(rec: EchoUpstream) -> web.Application:
     async def handler(request: web.Request) -> web.StreamResponse:
-        n = 0
-        complete = True
+        seen = Seen(request.method, request.raw_path, list(request.headers.items()), 0, None)
+        rec.seen.append(seen)
         try:
             async for chunk in request.content.iter_any():
-                n += len(chunk)
-        except Exception:
-            complete = False
-        rec.seen.append(Seen(request.method, request.raw_path, list(request.headers.items()), n, complete))
+                seen.body_len += len(chunk)
+            seen.complete = True
+        except BaseException:
+            seen.complete = False
+            raise
+        n = seen.body_len
         path = request.path
         if path.startswith("/slow"):
             await asyncio.sleep(float(request.query.get("s", "1")))
@@ -105,7 +107,7 @@ def echo_app(rec: EchoUpstream) -> web.Application:
 
     async def ws(request: web.Request) -> web.StreamResponse:
         rec.seen.append(Seen("WS", request.raw_path, list(request.headers.items()), 0, True))
-        ws = web.WebSocketResponse(protocols=("chat.v2", "chat.v1"), autoclose=False, max_msg_size=0)
+        ws = web.WebSocketResponse(protocols=("chat.v2",), autoclose=False, max_msg_size=0)
         await ws.prepare(request)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -233,13 +235,27 @@ async def raw_request(port: int, data: bytes, *, timeout: float = 5.0, read_all:
                     if not chunk:
                         break
                     out += chunk
-                    if not read_all and b"\r\n\r\n" in out:
+                    if b"\r\n\r\n" in out and _complete(out, read_all):
                         break
         except TimeoutError:
             pass
         return out
     finally:
         writer.close()
+
+
+def _complete(out: bytes, read_all: bool) -> bool:
+    """A whole response with a Content-Length is complete without waiting for the close."""
+    if not read_all:
+        return True
+    head, _, body = out.partition(b"\r\n\r\n")
+    if head.startswith(b"HTTP/1.1 1"):  # interim response
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
 
 
 def parse_head(raw: bytes) -> tuple[int, dict[str, str], bytes]:
