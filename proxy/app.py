@@ -56,7 +56,8 @@ class Bastion:
         server = BastionServer(
             self.handler,
             max_line_size=limits.max_uri + _PARSER_HEADROOM,
-            max_field_size=limits.max_header_bytes + _PARSER_HEADROOM,
+            # +1 keeps the two limits distinct, which is how a LineTooLong is told apart (414 vs 431)
+            max_field_size=limits.max_header_bytes + _PARSER_HEADROOM + (limits.max_header_bytes == limits.max_uri),
             max_headers=limits.max_headers + 32,
             access_log=None,
             keepalive_timeout=75.0,
@@ -68,8 +69,12 @@ class Bastion:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(str(cfg.listen.tls.cert_file), str(cfg.listen.tls.key_file))
         site = web.TCPSite(
-            self._runner, cfg.listen.host, cfg.listen.port, ssl_context=ssl_ctx,
-            backlog=cfg.listen.backlog, reuse_port=self.reuse_port or None,
+            self._runner,
+            cfg.listen.host,
+            cfg.listen.port,
+            ssl_context=ssl_ctx,
+            backlog=cfg.listen.backlog,
+            reuse_port=self.reuse_port or None,
         )
         await site.start()
         self.port = _bound_port(site, cfg.listen.port)

@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from proxy import yamlsource
 from proxy.units import Duration, Size
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _cidr(value: Any) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise ValueError(f"invalid CIDR {value!r}") from None
+
+
+CIDR = Annotated[IPNetwork, BeforeValidator(_cidr)]
 
 
 class Model(BaseModel):
@@ -108,7 +118,7 @@ class Config(Model):
     listen: Listen = Listen()
     admin: Admin = Admin()
     upstream: Upstream = Upstream()
-    trusted_proxies: tuple[IPNetwork, ...] = ()
+    trusted_proxies: tuple[CIDR, ...] = ()
     client_ip_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     limits: Limits = Limits()
     logging: Logging = Logging()
@@ -116,24 +126,14 @@ class Config(Model):
     websocket: WebSocket = WebSocket()
     request_id: RequestId = RequestId()
 
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _networks(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            out = []
-            for item in v:
-                try:
-                    out.append(ipaddress.ip_network(str(item), strict=False))
-                except ValueError:
-                    raise ValueError(f"invalid CIDR {item!r}") from None
-            return tuple(out)
-        return v
-
-    @model_validator(mode="after")
-    def _ports(self) -> Config:
-        if self.listen.port and self.listen.port == self.admin.port and self.listen.host == self.admin.host:
-            raise ValueError("admin.port must differ from listen.port: the admin API is never on the proxied port")
-        return self
+    def cross_checks(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Rules that span sections, each with the key path to blame (pydantic would say "top level")."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.listen.port and self.listen.port == self.admin.port:
+            problems.append(
+                (("admin", "port"), "must differ from listen.port: the admin API is never on the proxied port")
+            )
+        return problems
 
 
 class ConfigError(Exception):
@@ -156,9 +156,13 @@ def validate(doc: yamlsource.Document) -> Config:
     if not isinstance(doc.data, dict):
         raise ConfigError([doc.error((), "the top level must be a mapping")])
     try:
-        return Config.model_validate(doc.data)
+        cfg = Config.model_validate(doc.data)
     except ValidationError as exc:
         raise ConfigError(pydantic_messages(doc, exc)) from None
+    problems = cfg.cross_checks()
+    if problems:
+        raise ConfigError([doc.error(loc, msg) for loc, msg in problems])
+    return cfg
 
 
 def pydantic_messages(doc: yamlsource.Document, exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[str]:

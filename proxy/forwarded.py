@@ -21,8 +21,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Headers some upstream frameworks read as the client address or original URL: a client must not
 # be able to set them unless a trusted proxy did.
-SPOOFABLE = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
-             "Forwarded", "X-Real-IP")
+SPOOFABLE = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded", "X-Real-IP")
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _FOR = re.compile(r'(?:^|;)\s*for=("?)([^";,]*)\1', re.IGNORECASE)
@@ -90,7 +89,9 @@ class ForwardedPolicy:
                 hops.extend(_strip_port(h.strip()) for h in value.split(",") if h.strip())
         return hops
 
-    def upstream_headers(self, peer: str, origin: Origin, incoming: CIMultiDictProxy[str], out: CIMultiDict[str]) -> None:
+    def upstream_headers(
+        self, peer: str, origin: Origin, incoming: CIMultiDictProxy[str], out: CIMultiDict[str]
+    ) -> None:
         """Set the forwarded headers on `out` (which has had every client copy removed already)."""
         if origin.trusted_peer:
             xff = ", ".join(incoming.getall("X-Forwarded-For", ()))

@@ -79,10 +79,15 @@ class Forwarder:
         """The upstream's response, headers read and body not yet; network failures → Denial."""
         try:
             resp = await self.session.request(
-                method, self.url(target), headers=headers, data=body, allow_redirects=False,
-                compress=None, chunked=None,
+                method,
+                self.url(target),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                compress=None,
+                chunked=None,
             )
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise Denial(504, Reason.UPSTREAM_TIMEOUT, detail=type(exc).__name__) from exc
         except aiohttp.ClientError as exc:
             raise Denial(502, Reason.UPSTREAM_UNAVAILABLE, detail=f"{type(exc).__name__}: {exc}") from exc
@@ -96,12 +101,16 @@ class Forwarder:
     ) -> aiohttp.ClientWebSocketResponse:
         try:
             return await self.session.ws_connect(
-                self.url(target), headers=headers, protocols=protocols, autoclose=False,
-                autoping=True, max_msg_size=max_msg_size,
+                self.url(target),
+                headers=headers,
+                protocols=protocols,
+                autoclose=False,
+                autoping=True,
+                max_msg_size=max_msg_size,
             )
         except aiohttp.WSServerHandshakeError as exc:
             raise Denial(502, Reason.UPSTREAM_UNAVAILABLE, detail=f"websocket handshake: {exc.status}") from exc
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise Denial(504, Reason.UPSTREAM_TIMEOUT, detail=type(exc).__name__) from exc
         except aiohttp.ClientError as exc:
             raise Denial(502, Reason.UPSTREAM_UNAVAILABLE, detail=f"{type(exc).__name__}: {exc}") from exc
@@ -119,7 +128,7 @@ async def upstream_reachable(cfg: Upstream, timeout: float = 1.0) -> bool:
             url = URL(cfg.url)
             fut = asyncio.open_connection(url.host, url.port)
         _, writer = await asyncio.wait_for(fut, timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True

@@ -114,7 +114,9 @@ class ProxyHandler:
             started=started,
         )
         ctx.content_length = request.content_length
-        ctx.chunked = request.version >= aiohttp.HttpVersion11 and "chunked" in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
+        ctx.chunked = (
+            request.version >= aiohttp.HttpVersion11 and "chunked" in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
+        )
         state = _Outcome()
         self.inflight += 1
         try:
@@ -123,10 +125,16 @@ class ProxyHandler:
                 await self.pipeline.run(ctx)
                 upstream_headers = self._upstream_headers(request, ctx, origin, peer)
                 if ctx.websocket:
-                    return await relay(request, ctx, self.forwarder, upstream_headers, self.ws_max, state, self.rid_header)
+                    return await relay(
+                        request, ctx, self.forwarder, upstream_headers, self.ws_max, state, self.rid_header
+                    )
                 return await self._forward(request, ctx, upstream_headers, state)
             except Denial as denial:
-                return self._deny(ctx, denial, state)
+                resp = self._deny(ctx, denial, state)
+                if ctx.content_length or ctx.chunked:
+                    # an unread request body: close rather than drain an attacker's upload
+                    resp.force_close()
+                return resp
             except (ConnectionError, asyncio.CancelledError):
                 state.status = state.status or 499  # client went away (nginx's code)
                 raise
@@ -138,10 +146,16 @@ class ProxyHandler:
             if self.access_log:
                 self.output.emit(
                     access_record(
-                        request_id=ctx.request_id, client_ip=ctx.client_ip, method=ctx.method,
-                        path=ctx.path or ctx.raw_target.partition("?")[0], status=state.status,
-                        bytes_in=state.bytes_in, bytes_out=state.bytes_out, started=started,
-                        upstream_ms=state.upstream_ms, user_agent=headers.get(hdrs.USER_AGENT),
+                        request_id=ctx.request_id,
+                        client_ip=ctx.client_ip,
+                        method=ctx.method,
+                        path=ctx.path or ctx.raw_target.partition("?")[0],
+                        status=state.status,
+                        bytes_in=state.bytes_in,
+                        bytes_out=state.bytes_out,
+                        started=started,
+                        upstream_ms=state.upstream_ms,
+                        user_agent=headers.get(hdrs.USER_AGENT),
                         extra=ctx.log,
                     )
                 )
@@ -193,7 +207,7 @@ class ProxyHandler:
                     async for chunk in up.content.iter_any():
                         await resp.write(chunk)
                         state.bytes_out += len(chunk)
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     # The upstream broke mid-body. Headers are gone, so abort the client connection:
                     # a truncated body must never look complete (no terminating chunk is sent).
                     ctx.log["bastion.reason"] = "upstream_broken"
@@ -203,7 +217,7 @@ class ProxyHandler:
                     raise ConnectionResetError("upstream failed mid-response") from None
                 await resp.write_eof()
                 return resp
-        except Denial as denial:
+        except Denial:
             if limited is not None and limited.overflowed:
                 raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"chunked body > {ctx.body_limit}") from None
             raise
@@ -233,7 +247,7 @@ class BastionRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("response already started")
         manager: BastionServer = self._manager  # type: ignore[assignment]
-        denial = _denial_for(status, exc)
+        denial = _denial_for(status, exc, manager.line_limit)
         if denial.status >= 500:
             self.log_exception("error handling request", exc_info=exc)
         rid = new_request_id()
@@ -243,11 +257,11 @@ class BastionRequestHandler(RequestHandler):
         return resp
 
 
-def _denial_for(status: int, exc: BaseException | None) -> Denial:
+def _denial_for(status: int, exc: BaseException | None, line_limit: int) -> Denial:
     if isinstance(exc, LineTooLong):
-        # aiohttp's limits sit above ours, so this is a grossly oversized line
-        text = str(exc).lower()
-        if "status line" in text or "request line" in text or "url" in text:
+        # aiohttp's limits sit above ours, so this is a grossly oversized line; the limit it names
+        # tells the request line (414) from a header line (431)
+        if len(exc.args) > 1 and exc.args[1] == line_limit:
             return Denial(414, Reason.URI_TOO_LONG, detail="parser: request line too long")
         return Denial(431, Reason.HEADERS_TOO_LARGE, detail="parser: header line too long")
     if isinstance(exc, BadHttpMessage):
@@ -265,6 +279,7 @@ def _denial_for(status: int, exc: BaseException | None) -> Denial:
 class BastionServer(web.Server):
     def __init__(self, handler: ProxyHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)  # type: ignore[arg-type]
+        self.line_limit = int(kwargs.get("max_line_size", 8190))
         self.proxy = handler
         self.rid_header = handler.rid_header
 
@@ -276,8 +291,16 @@ class BastionServer(web.Server):
             return
         self.proxy.output.emit(
             access_record(
-                request_id=request_id, client_ip=request.remote or "", method="-", path="-",
-                status=denial.status, bytes_in=0, bytes_out=0, started=time.monotonic(), upstream_ms=None,
-                user_agent=None, extra={"bastion.reason": denial.reason.value, "bastion.detail": denial.detail},
+                request_id=request_id,
+                client_ip=request.remote or "",
+                method="-",
+                path="-",
+                status=denial.status,
+                bytes_in=0,
+                bytes_out=0,
+                started=time.monotonic(),
+                upstream_ms=None,
+                user_agent=None,
+                extra={"bastion.reason": denial.reason.value, "bastion.detail": denial.detail},
             )
         )

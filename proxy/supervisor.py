@@ -67,7 +67,7 @@ async def supervise(cfg: Config, config_path: str, workers: int, loop_kind: str)
             restarts += 1
         try:
             await asyncio.wait_for(stop.wait(), 0.2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     health.draining = True

@@ -25,8 +25,15 @@ if TYPE_CHECKING:
 
 _NOT_ON_WIRE = frozenset({1005, 1006, 1015})
 # The handshake headers aiohttp's client generates itself; the client's own must not be copied.
-_HANDSHAKE = frozenset({"sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol",
-                        "sec-websocket-extensions", "sec-websocket-accept"})
+_HANDSHAKE = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+    }
+)
 
 
 def wire_code(code: int | None) -> int:
@@ -51,7 +58,9 @@ async def relay(
     upstream = await forwarder.ws_connect(ctx.target, up_headers, protocols, max_msg)
     client = ProxyWebSocketResponse(
         protocols=(upstream.protocol,) if upstream.protocol else (),
-        autoclose=False, autoping=True, max_msg_size=max_msg,
+        autoclose=False,
+        autoping=True,
+        max_msg_size=max_msg,
     )
     client.headers[rid_header] = ctx.request_id
     try:

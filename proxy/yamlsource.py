@@ -119,9 +119,7 @@ def _convert(
     return value
 
 
-def _substitute(
-    value: str, loc: Loc, node: yaml.Node, env: Mapping[str, str], errors: list[str], path: Path
-) -> str:
+def _substitute(value: str, loc: Loc, node: yaml.Node, env: Mapping[str, str], errors: list[str], path: Path) -> str:
     def repl(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
         if name in env:

@@ -99,8 +99,13 @@ def echo_app(rec: EchoUpstream) -> web.Application:
         if path == "/hop":
             return web.Response(
                 text="ok",
-                headers={"Connection": "X-Internal", "X-Internal": "secret", "Keep-Alive": "timeout=5",
-                         "Proxy-Authenticate": "Basic", "X-Kept": "yes"},
+                headers={
+                    "Connection": "X-Internal",
+                    "X-Internal": "secret",
+                    "Keep-Alive": "timeout=5",
+                    "Proxy-Authenticate": "Basic",
+                    "X-Kept": "yes",
+                },
             )
         body = orjson.dumps({"method": request.method, "path": request.raw_path, "len": n})
         return web.Response(body=body, content_type="application/json")
@@ -299,7 +304,10 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
         log_path = tmp_path / f"proc-{len(procs)}.log"
         fh = open(log_path, "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
+            [sys.executable, "-m", module, *args],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
             env={**os.environ, **(env or {})},
         )
         fh.close()
@@ -318,7 +326,7 @@ def write_config(path: Path, upstream_url: str, port: int, admin_port: int, extr
     path.write_text(
         f"listen: {{host: 127.0.0.1, port: {port}}}\n"
         f"admin: {{host: 127.0.0.1, port: {admin_port}}}\n"
-        f"upstream: {{url: \"{upstream_url}\", read_timeout: 10s}}\n" + extra
+        f'upstream: {{url: "{upstream_url}", read_timeout: 10s}}\n' + extra
     )
     return path
 

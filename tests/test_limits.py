@@ -41,20 +41,26 @@ CASES = [
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\n" + _headers(25) + b"\r\n", 431, id="too-many-headers"),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\n" + _headers(400) + b"\r\n", 431, id="headers-over-parser-count"),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 1600 + b"\r\n\r\n", 431, id="header-bytes"),
-    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, id="header-over-parser-size"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, id="header-over-parser-size"
+    ),
     pytest.param(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n" + b"x" * 1001, 413, id="content-length"),
     pytest.param(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n", 413, id="huge-content-length"),
     pytest.param(b"GET /%2e%2e/etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="path-above-root"),
     pytest.param(b"GET http://evil.example/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="absolute-form-other-host"),
-    pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
-                 id="parser-cl-and-te"),
+    pytest.param(
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+        id="parser-cl-and-te",
+    ),
     pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n", 400, id="parser-space-in-name"),
 ]
 
 
 @pytest.mark.parametrize("request_bytes, status", CASES)
-async def test_rejected_before_the_upstream(tight: Running, upstream: EchoUpstream, request_bytes: bytes,
-                                            status: int) -> None:
+async def test_rejected_before_the_upstream(
+    tight: Running, upstream: EchoUpstream, request_bytes: bytes, status: int
+) -> None:
     raw = await raw_request(tight.port, request_bytes)
     doc = _problem(raw, status)
     assert set(doc) == {"type", "title", "status", "request_id"}

@@ -98,7 +98,9 @@ async def test_upstream_down_is_502_problem(start_bastion: StartBastion) -> None
         assert r.headers["Content-Type"] == "application/problem+json"
         body = await r.json(content_type=None)
     assert body == {
-        "type": "https://bastion.dev/problems/upstream-unavailable", "title": "Bad Gateway", "status": 502,
+        "type": "https://bastion.dev/problems/upstream-unavailable",
+        "title": "Bad Gateway",
+        "status": 502,
         "request_id": r.headers["X-Request-ID"],
     }
     [rec] = await proxy.access(1)
@@ -132,7 +134,9 @@ async def test_upstream_status_and_body_pass_through(proxy: Running) -> None:
 
 
 @pytest.mark.parametrize("mode, expected", [("preserve", "public.example:8443"), ("rewrite", None)])
-async def test_host_header(upstream: EchoUpstream, start_bastion: StartBastion, mode: str, expected: str | None) -> None:
+async def test_host_header(
+    upstream: EchoUpstream, start_bastion: StartBastion, mode: str, expected: str | None
+) -> None:
     proxy = await start_bastion(make_config(upstream.url, upstream={"url": upstream.url, "host_header": mode}))
     status, _, _ = parse_head(
         await raw_request(proxy.port, b"GET / HTTP/1.1\r\nHost: public.example:8443\r\nConnection: close\r\n\r\n")
@@ -163,8 +167,9 @@ async def test_unix_socket_upstream(tmp_path, start_bastion: StartBastion) -> No
         await runner.cleanup()
 
 
-async def test_keep_alive_pool_reuses_upstream_connections(aiohttp_server: AiohttpServer,
-                                                          start_bastion: StartBastion) -> None:
+async def test_keep_alive_pool_reuses_upstream_connections(
+    aiohttp_server: AiohttpServer, start_bastion: StartBastion
+) -> None:
     peers: set[tuple[str, int]] = set()
 
     async def h(request: web.Request) -> web.Response:

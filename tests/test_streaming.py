@@ -73,9 +73,10 @@ async def test_large_upload_streams_with_flat_memory(bastion_process: str, upstr
     url, pid = bastion_process.split("|")
     t0 = time.monotonic()
     with RssSampler(int(pid)) as rss:
-        async with aiohttp.ClientSession() as s, s.post(
-            url + "/upload", data=_blocks(SIZE), headers={"Content-Length": str(SIZE)}
-        ) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(url + "/upload", data=_blocks(SIZE), headers={"Content-Length": str(SIZE)}) as r,
+        ):
             assert r.status == 200
             assert (await r.json())["len"] == SIZE
     print(f"upload {SIZE / 2**20:.0f} MiB in {time.monotonic() - t0:.1f}s, RSS growth {rss.growth / 2**20:.1f} MiB")

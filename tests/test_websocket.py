@@ -53,7 +53,9 @@ async def test_path_is_canonicalised_for_websockets_too(proxy: Running, upstream
     assert [s.path for s in upstream.seen if s.method == "WS"] == ["/ws"]
 
 
-@pytest.mark.parametrize("code, sent", [(1000, 1000), (4000, 4000), (1005, 1011), (1006, 1011), (1015, 1011),
-                                        (None, 1011), (999, 1011), (5000, 1011)])
+@pytest.mark.parametrize(
+    "code, sent",
+    [(1000, 1000), (4000, 4000), (1005, 1011), (1006, 1011), (1015, 1011), (None, 1011), (999, 1011), (5000, 1011)],
+)
 def test_codes_that_cannot_go_on_the_wire_become_1011(code: int | None, sent: int) -> None:
     assert wire_code(code) == sent

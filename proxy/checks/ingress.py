@@ -54,7 +54,7 @@ class Ingress:
         lowered = path.lower()
         for scheme in ("http://", "https://"):
             if lowered.startswith(scheme):
-                authority, slash, rest = path[len(scheme):].partition("/")
+                authority, slash, rest = path[len(scheme) :].partition("/")
                 if authority.lower() != ctx.host.lower():
                     raise Denial(400, Reason.BAD_REQUEST, detail="absolute-form target for another host")
                 return slash + rest if slash else "/"
