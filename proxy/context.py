@@ -9,6 +9,8 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from proxy.identity import Principal
+
 
 @dataclass(slots=True)
 class RequestContext:
@@ -28,6 +30,9 @@ class RequestContext:
     chunked: bool = False
     body_limit: int = 0
     websocket: bool = False
+    # Set by the rule match (the compiled rule that decides this request) and by authentication.
+    rule: Any = None
+    principal: Principal | None = None
     # Headers that checks want added to the upstream request (identity, trace); set after stripping.
     upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     # Extra fields for the access record (rule id, user, reason ...).
