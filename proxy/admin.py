@@ -8,6 +8,7 @@ storm). Later work adds `/metrics`, rule reload status and revocations here.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from proxy.responses import PlainResponse
+from proxy.revocation import RevocationStore
 
 Probe = Callable[[], Awaitable[bool]]
 
@@ -27,10 +29,12 @@ class Health:
     def __init__(self, upstream_probe: Probe, cache_for: float = 1.0) -> None:
         self.draining = False
         self.config_loaded = True
+        self.conditions: dict[str, Callable[[], bool]] = {}  # e.g. "jwks:<url>" -> keys present
         self._probe = upstream_probe
         self._cache_for = cache_for
         self._last: tuple[float, bool] = (0.0, False)
         self._lock = asyncio.Lock()
+        self.subject_ttl = 86400.0
         self.extra: dict[str, Callable[[], Any]] = {}  # name -> () -> detail, shown on /status
 
     async def upstream_ok(self) -> bool:
@@ -45,7 +49,14 @@ class Health:
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {"config": self.config_loaded, "draining": self.draining}
         checks["upstream"] = await self.upstream_ok() if not self.draining else None
-        ready = self.config_loaded and not self.draining and bool(checks["upstream"])
+        for name, fn in self.conditions.items():
+            checks[name] = fn()
+        ready = (
+            self.config_loaded
+            and not self.draining
+            and bool(checks["upstream"])
+            and all(checks[name] for name in self.conditions)
+        )
         return ready, checks
 
 
@@ -53,7 +64,14 @@ def _json(status: int, body: Any) -> web.Response:
     return PlainResponse(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
-def create_admin_app(health: Health) -> web.Application:
+def _problem(status: int, title: str) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status}
+    return PlainResponse(status=status, body=orjson.dumps(body), content_type="application/problem+json")
+
+
+def create_admin_app(
+    health: Health, revocations: RevocationStore | None = None, admin_token: str | None = None
+) -> web.Application:
     app = web.Application()
 
     async def healthz(_: web.Request) -> web.Response:
@@ -69,6 +87,31 @@ def create_admin_app(health: Health) -> web.Application:
             body[name] = fn()
         return _json(200, body)
 
+    async def revoke(request: web.Request) -> web.Response:
+        """POST {"jti": ..., "expires_at": ...} or {"sub": ..., "before": ...} (epoch seconds)."""
+        given = request.headers.get("Authorization", "")
+        if admin_token is None or revocations is None:
+            return _problem(404, "Not Found")
+        if not hmac.compare_digest(given.encode(), f"Bearer {admin_token}".encode()):
+            return _problem(401, "Unauthorized")
+        try:
+            doc = orjson.loads(await request.read())
+            if not isinstance(doc, dict):
+                raise ValueError
+            if isinstance(doc.get("jti"), str) and isinstance(doc.get("expires_at"), int | float):
+                await revocations.revoke_token(doc["jti"], float(doc["expires_at"]))
+            elif isinstance(doc.get("sub"), str):
+                before = doc.get("before", time.time())
+                if not isinstance(before, int | float):
+                    raise ValueError
+                await revocations.revoke_subject(doc["sub"], float(before), health.subject_ttl)
+            else:
+                raise ValueError
+        except ValueError:
+            return _problem(400, "Bad Request")
+        return PlainResponse(status=204)
+
+    app.router.add_post("/revocations", revoke)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/status", status)

@@ -10,16 +10,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from proxy.admin import Health, create_admin_app, start_admin
+from proxy.checks.authn import Authenticate
 from proxy.checks.ingress import Ingress
 from proxy.config import Config
 from proxy.forwarder import Forwarder
+from proxy.jwt.cache import TokenCache
+from proxy.jwt.jwks import JwksKeys
+from proxy.jwt.setup import build_verifier
 from proxy.logs import LogOutput
-from proxy.pipeline import Pipeline
+from proxy.pipeline import Check, Pipeline
+from proxy.revocation import MemoryRevocations, RevocationStore
 from proxy.server import BastionServer, ProxyHandler
 
 log = logging.getLogger("bastion")
@@ -29,9 +36,40 @@ log = logging.getLogger("bastion")
 _PARSER_HEADROOM = 1024
 
 
-def build_pipeline(cfg: Config) -> Pipeline:
-    """The check order (see README "Pipeline"); later stages slot in here."""
-    return Pipeline([Ingress(cfg.limits)])
+_JWKS_MAX_BYTES = 1024 * 1024
+
+
+def build_pipeline(cfg: Config, authn: Authenticate | None) -> Pipeline:
+    """The check order (see README "What happens to a request"); later stages slot in here."""
+    checks: list[Check] = [Ingress(cfg.limits)]
+    if authn is not None:
+        checks.append(authn)
+    return Pipeline(checks)
+
+
+class JwksFetcher:
+    """The pooled client that fetches key sets (never the upstream's pool: other hosts, other limits)."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, url: str) -> tuple[int, Mapping[str, str], bytes]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=8),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent",),
+            )
+        async with self._session.get(url, allow_redirects=False) as resp:
+            body = await resp.content.read(_JWKS_MAX_BYTES + 1)
+            if len(body) > _JWKS_MAX_BYTES:
+                raise ValueError("JWKS document too large")
+            return resp.status, dict(resp.headers), body
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 class Bastion:
@@ -41,9 +79,20 @@ class Bastion:
         self.with_admin = admin
         self.reuse_port = reuse_port
         self.forwarder = Forwarder(cfg.upstream)
-        self.pipeline = build_pipeline(cfg)
+        self.fetcher = JwksFetcher()
+        self.revocations: RevocationStore | None = MemoryRevocations() if cfg.auth.revocation.enabled else None
+        self.jwks: list[JwksKeys] = []
+        authn = None
+        if cfg.auth.issuers:
+            verifier, self.jwks = build_verifier(cfg.auth, self.fetcher)
+            self.token_cache = TokenCache(cfg.auth.cache.size, cfg.auth.cache.ttl)
+            authn = Authenticate(cfg.auth, verifier, self.token_cache, self.revocations)
+        self.pipeline = build_pipeline(cfg, authn)
         self.handler = ProxyHandler(cfg, self.pipeline, self.forwarder, output)
         self.health = Health(self.forwarder.reachable)
+        self.health.subject_ttl = cfg.auth.revocation.subject_ttl
+        for keys in self.jwks:
+            self.health.conditions[f"jwks {keys.url}"] = lambda k=keys: k.ready
         self._runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
         self.port = 0
@@ -52,6 +101,8 @@ class Bastion:
     async def start(self) -> None:
         cfg = self.cfg
         await self.forwarder.start()
+        for keys in self.jwks:  # prefetch; a failure leaves /readyz not ready until a retry succeeds
+            await keys.start()
         limits = cfg.limits
         server = BastionServer(
             self.handler,
@@ -80,9 +131,8 @@ class Bastion:
         self.port = _bound_port(site, cfg.listen.port)
         if self.with_admin:
             self.health.extra["inflight"] = lambda: self.handler.inflight
-            self._admin_runner, self.admin_port = await start_admin(
-                create_admin_app(self.health), cfg.admin.host, cfg.admin.port
-            )
+            admin_app = create_admin_app(self.health, self.revocations, cfg.admin.token_value())
+            self._admin_runner, self.admin_port = await start_admin(admin_app, cfg.admin.host, cfg.admin.port)
 
     async def shutdown(self, *, drain: bool = True) -> None:
         """Graceful stop: readiness off, wait `drain_delay`, stop accepting, finish in-flight."""
@@ -95,6 +145,9 @@ class Bastion:
             await self._runner.cleanup()
             self._runner = None
         await self.forwarder.close()
+        for keys in self.jwks:
+            await keys.stop()
+        await self.fetcher.close()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None

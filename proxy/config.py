@@ -9,15 +9,26 @@ log `sinks`) are added here as their own models.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from proxy import yamlsource
 from proxy.units import Duration, Size
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
 
 def _cidr(value: Any) -> IPNetwork:
@@ -47,10 +58,19 @@ class Listen(Model):
 
 
 class Admin(Model):
-    """The admin listener: health, readiness (later metrics). Loopback by default."""
+    """The admin listener: health, readiness, revocations. Loopback by default."""
 
     host: str = "127.0.0.1"
     port: int = Field(9901, ge=0, le=65535)
+    token: SecretStr | None = None  # bearer token for POST /revocations; none → the endpoint is off
+    token_file: Path | None = None
+
+    def token_value(self) -> str | None:
+        if self.token is not None:
+            return self.token.get_secret_value() or None
+        if self.token_file is not None:
+            return read_secret_file(self.token_file) or None
+        return None
 
 
 class Upstream(Model):
@@ -114,6 +134,124 @@ class RequestId(Model):
     header: str = "X-Request-ID"
 
 
+HMAC_ALGS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
+Algorithm = Literal[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+
+
+def read_secret_file(path: Path) -> str:
+    """A `*_file` secret: the file's content without the trailing newline editors add."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+
+class TokenSource(Model):
+    """Where a token may come from: exactly one of `header` (with an optional `scheme`) or `cookie`."""
+
+    header: str | None = None
+    scheme: str | None = None
+    cookie: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TokenSource:
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("give exactly one of header or cookie")
+        if self.scheme is not None and self.header is None:
+            raise ValueError("scheme only applies to a header source")
+        return self
+
+
+class JwksCache(Model):
+    min_ttl: Duration = 300.0
+    max_ttl: Duration = 86400.0
+    refetch_unknown_kid_after: Duration = 30.0
+    fetch_timeout: Duration = 5.0
+
+
+class Issuer(Model):
+    """One trusted token issuer. The key type is fixed here, never chosen by a token's `alg`."""
+
+    issuer: str = Field(min_length=1)
+    audiences: tuple[str, ...] = ()
+    algorithms: tuple[Algorithm, ...] = Field(min_length=1)
+    jwks_url: str | None = None
+    jwks_cache: JwksCache = JwksCache()
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    public_key_file: Path | None = None
+    required_claims: tuple[str, ...] = ("exp",)
+    leeway: Duration = 30.0
+    typ: str | None = None
+
+    @model_validator(mode="after")
+    def _keys(self) -> Issuer:
+        hmac = set(self.algorithms) & HMAC_ALGS
+        asym = set(self.algorithms) & ASYMMETRIC_ALGS
+        if hmac and asym:  # SECURITY: RFC 8725 §3.1/§2.1 key confusion: one issuer, one key type
+            raise ValueError("algorithms mixes HMAC and public-key algorithms; use two issuers")
+        sources = [n for n in ("jwks_url", "secret", "secret_file", "public_key_file") if getattr(self, n) is not None]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of jwks_url, secret, secret_file, public_key_file")
+        if hmac and sources[0] not in ("secret", "secret_file"):
+            raise ValueError("HMAC algorithms need secret or secret_file")
+        if asym and sources[0] not in ("jwks_url", "public_key_file"):
+            raise ValueError("public-key algorithms need jwks_url or public_key_file")
+        if self.jwks_url is not None and not self.jwks_url.startswith(("https://", "http://")):
+            raise ValueError("jwks_url must be an http(s) URL")
+        if "exp" not in self.required_claims:
+            raise ValueError("required_claims must include exp: a token without expiry is never accepted")
+        if hmac and len(self.secret_bytes()) < 32:  # RFC 7518 §3.2: at least the hash size
+            raise ValueError("an HMAC secret must be at least 32 bytes")
+        return self
+
+    def secret_bytes(self) -> bytes:
+        if self.secret is not None:
+            return self.secret.get_secret_value().encode()
+        if self.secret_file is not None:
+            return read_secret_file(self.secret_file).encode()
+        return b""
+
+
+class Revocation(Model):
+    enabled: bool = True
+    subject_ttl: Duration = 86400.0  # how long a "tokens of sub before T" cut-off is kept: ≥ your token lifetime
+
+
+class TokenCache(Model):
+    size: int = Field(10_000, ge=0)
+    ttl: Duration = 300.0
+
+
+class Auth(Model):
+    token_sources: tuple[TokenSource, ...] = (TokenSource(header="Authorization", scheme="Bearer"),)
+    max_token_bytes: Size = 8 * 1024
+    issuers: tuple[Issuer, ...] = ()
+    roles_claim: str = "roles"
+    forward_claims: dict[str, str] = Field(default_factory=lambda: {"sub": "X-User-Id", "roles": "X-User-Roles"})
+    revocation: Revocation = Revocation()
+    cache: TokenCache = TokenCache()
+    cookie_origins: tuple[str, ...] = ()
+
+    @field_validator("forward_claims")
+    @classmethod
+    def _header_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for header in v.values():
+            if not _HEADER_NAME.fullmatch(header):
+                raise ValueError(f"invalid header name {header!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> Auth:
+        names = [i.issuer for i in self.issuers]
+        if len(set(names)) != len(names):
+            raise ValueError("each issuer may appear once")
+        return self
+
+
 class Config(Model):
     listen: Listen = Listen()
     admin: Admin = Admin()
@@ -125,6 +263,7 @@ class Config(Model):
     shutdown: Shutdown = Shutdown()
     websocket: WebSocket = WebSocket()
     request_id: RequestId = RequestId()
+    auth: Auth = Auth()
 
     def cross_checks(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Rules that span sections, each with the key path to blame (pydantic would say "top level")."""

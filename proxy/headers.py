@@ -30,12 +30,18 @@ def connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
 
 
 def copy_end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
-    """A copy without hop-by-hop fields, `Connection`-named fields and the `drop` set (lower-case)."""
+    """A copy without hop-by-hop fields, `Connection`-named fields and the `drop` set (lower-case).
+
+    SECURITY: `X_User_Id` is dropped like `X-User-Id`: some upstream frameworks (WSGI/CGI environ,
+    nginx with underscores_in_headers) read both as the same header (oauth2-proxy CVE-2025-64484).
+    """
     named = connection_named(headers)
     out: CIMultiDict[str] = CIMultiDict()
     for k, v in headers.items():
         lk = k.lower()
         if lk in HOP_BY_HOP or lk in drop or (named and lk in named):
+            continue
+        if "_" in lk and lk.replace("_", "-") in drop:
             continue
         out.add(k, v)
     return out

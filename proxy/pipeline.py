@@ -29,7 +29,7 @@ class ResponseHook(Protocol):
 
 
 class Pipeline:
-    __slots__ = ("checks", "response_hooks")
+    __slots__ = ("checks", "response_hooks", "strips")
 
     def __init__(self, checks: Iterable[Check]) -> None:
         self.checks = tuple(checks)
@@ -38,6 +38,8 @@ class Pipeline:
             raise ValueError(f"duplicate check names in pipeline: {names}")
         # resolved once: the per-request path only iterates
         self.response_hooks = tuple(c for c in self.checks if isinstance(c, ResponseHook))
+        # request headers that checks own (identity headers): removed from every client request
+        self.strips = frozenset(h for c in self.checks for h in getattr(c, "strips", ()))
 
     async def run(self, ctx: RequestContext) -> None:
         for check in self.checks:

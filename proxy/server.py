@@ -91,7 +91,7 @@ class ProxyHandler:
         self.ws_enabled = cfg.websocket.enabled
         self.ws_max = cfg.websocket.max_message
         # Client-sent headers that Bastion re-sets or that must never reach the upstream: resolved once.
-        drop = {h.lower() for h in SPOOFABLE} | {self.rid_header.lower(), "expect"}
+        drop = {h.lower() for h in SPOOFABLE} | {self.rid_header.lower(), "expect"} | pipeline.strips
         if cfg.upstream.host_header == "rewrite":
             drop.add("host")
         self.drop = frozenset(drop)

@@ -1,0 +1,155 @@
+"""Authentication: exactly one bearer token → verified Principal on the context, or a 401.
+
+Order of work, cheapest first: extract (exactly one token from the configured sources), size cap,
+the verified-token cache, then full verification; revocation is checked on every request, cached
+or not. On a rule that allows anonymous access, a missing or bad token is ignored and the request
+goes on as anonymous (so `/auth/login` and `/auth/refresh` keep working with a stale token); the
+identity headers are stripped from every request either way (see `strips`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from proxy.config import Auth
+from proxy.context import RequestContext
+from proxy.decision import Denial, Reason
+from proxy.identity import Principal
+from proxy.jwt.cache import TokenCache
+from proxy.jwt.errors import TokenError
+from proxy.jwt.verifier import Verifier
+from proxy.revocation import RevocationStore
+
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_TOKEN68 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+_MISSING = {"WWW-Authenticate": "Bearer"}
+# RFC 6750 §3.1; the description stays generic: the reason code goes to the log only
+_INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="The access token is invalid"'}
+
+
+class Authenticate:
+    name = "authn"
+
+    def __init__(self, cfg: Auth, verifier: Verifier, cache: TokenCache, revocations: RevocationStore | None) -> None:
+        self.cfg = cfg
+        self.verifier = verifier
+        self.cache = cache
+        self.revocations = revocations
+        self.max_bytes = cfg.max_token_bytes
+        self.headers = tuple((s.header, (s.scheme or "").lower()) for s in cfg.token_sources if s.header)
+        self.cookies = tuple(s.cookie for s in cfg.token_sources if s.cookie)
+        self.origins = frozenset(o.rstrip("/").lower() for o in cfg.cookie_origins)
+        self.forward = tuple(cfg.forward_claims.items())
+        # Identity headers the upstream trusts: never from the client (oauth2-proxy CVE-2025-64484).
+        self.strips = frozenset(h.lower() for h in cfg.forward_claims.values())
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        anonymous_ok = bool(getattr(ctx.rule, "allows_anonymous", False))
+        try:
+            token, from_cookie = self._extract(ctx)
+            if token is None:
+                if anonymous_ok:
+                    return
+                raise Denial(401, Reason.JWT_MISSING, headers=_MISSING)
+            if from_cookie and ctx.method in _UNSAFE and not self._same_origin(ctx):
+                raise TokenError(Reason.CSRF, "cookie token on an unsafe method without a matching Origin")
+            principal = await self._verify(token)
+        except TokenError as exc:
+            if anonymous_ok:
+                ctx.log["bastion.auth_ignored"] = exc.reason.value
+                return
+            if exc.reason is Reason.CSRF:
+                raise Denial(403, exc.reason, detail=exc.detail) from None
+            raise Denial(401, exc.reason, detail=exc.detail, headers=_INVALID) from None
+        ctx.principal = principal
+        ctx.log["user.id"] = principal.subject
+        self._forward_claims(ctx, principal)
+
+    async def _verify(self, token: str) -> Principal:
+        key = self.cache.key(token)
+        principal = self.cache.get(key)
+        if principal is None:
+            principal = await self.verifier.verify(token)
+            self.cache.put(key, principal)
+        if self.revocations is not None and await self.revocations.is_revoked(principal):
+            raise TokenError(Reason.REVOKED)
+        return principal
+
+    def _extract(self, ctx: RequestContext) -> tuple[str | None, bool]:
+        found: list[tuple[str, bool]] = []
+        for name, scheme in self.headers:
+            values = ctx.headers.getall(name, ())
+            if len(values) > 1:
+                raise TokenError(Reason.JWT_MULTIPLE, f"{len(values)} {name} headers")
+            if values:
+                found.append((self._from_header(values[0], scheme), False))
+        if self.cookies:
+            for cookie_header in ctx.headers.getall("Cookie", ()):
+                for part in cookie_header.split(";"):
+                    name, _, value = part.strip().partition("=")
+                    if name in self.cookies and value:
+                        found.append((value, True))
+        if len(found) > 1:
+            raise TokenError(Reason.JWT_MULTIPLE, "a token in more than one place")
+        return found[0] if found else (None, False)
+
+    def _from_header(self, value: str, scheme: str) -> str:
+        if scheme:
+            got, _, token = value.partition(" ")
+            if got.lower() != scheme:
+                raise TokenError(Reason.JWT_WRONG_SCHEME)
+        else:
+            token = value
+        if len(token) > self.max_bytes:
+            raise TokenError(Reason.JWT_TOO_LARGE, f"{len(token)} bytes")
+        if not token or not _TOKEN68.issuperset(token):
+            raise TokenError(Reason.JWT_MALFORMED, "not a token68 value")
+        return token
+
+    def _same_origin(self, ctx: RequestContext) -> bool:
+        origin = ctx.headers.get("Origin")
+        if origin is not None:
+            origin = origin.rstrip("/").lower()
+            return origin in self.origins or origin == f"{ctx.scheme}://{ctx.host}".lower()
+        return ctx.headers.get("Sec-Fetch-Site") == "same-origin"
+
+    def _forward_claims(self, ctx: RequestContext, principal: Principal) -> None:
+        for claim, header in self.forward:
+            value = _claim(principal.claims, claim)
+            if value is None:
+                continue
+            text = _header_value(value)
+            if text is None:
+                raise Denial(401, Reason.BAD_CLAIMS, detail=f"claim {claim} cannot be a header", headers=_INVALID)
+            ctx.upstream_headers[header] = text
+
+
+def _claim(claims: Mapping[str, Any], name: str) -> Any:
+    """A claim by its literal name, else by a dotted path into nested objects (`realm_access.roles`)."""
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _header_value(value: Any) -> str | None:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str | int | float):
+        text = str(value)
+    elif isinstance(value, list) and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+        items = [str(v) for v in value]
+        if any("," in i for i in items):
+            return None  # "user,admin" must never read as two values upstream
+        text = ",".join(items)
+    else:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=True, sort_keys=True)
+    if any(c < " " or c == "\x7f" for c in text) or len(text) > 4096:
+        return None
+    return text
