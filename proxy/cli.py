@@ -1,4 +1,4 @@
-"""`bastion` command line: run, check, version (later: test, explain, token)."""
+"""`bastion` command line: run, check, token, version (later: test, explain)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config, print a summary; exit 1 on errors")
     check.add_argument("-c", "--config", default="config.yaml")
     sub.add_parser("version", help="print the version")
+    tok = sub.add_parser("token", help="mint a development token for an HMAC issuer of the config")
+    tok.add_argument("-c", "--config", default="config.yaml")
+    tok.add_argument("--issuer", help="issuer name (default: the first HMAC issuer)")
+    tok.add_argument("--sub", required=True)
+    tok.add_argument("--roles", default="", help="comma-separated roles")
+    tok.add_argument("--scope", default="", help="space-separated scopes")
+    tok.add_argument("--ttl", default="15m")
+    tok.add_argument("--claim", action="append", default=[], metavar="K=V", help="extra string claim")
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)
     worker.add_argument("-c", "--config", required=True)
     worker.add_argument("--loop", default="auto")
@@ -47,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(summary(args.config, cfg))
         return 0
+    if args.command == "token":
+        return mint(cfg, args)
     from proxy.runtime import run_loop, serve  # imported late: `check` needs no event loop
 
     if args.command == "_worker":
@@ -59,6 +69,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_loop(supervise(cfg, args.config, args.workers, args.loop), args.loop)
     return run_loop(serve(cfg), args.loop)
+
+
+def mint(cfg: Config, args: argparse.Namespace) -> int:
+    """`bastion token`: a signed token for local testing, so `make run` can print a working curl."""
+    import secrets
+    import time
+
+    import jwt
+
+    from proxy.config import HMAC_ALGS
+    from proxy.units import parse_duration
+
+    issuers = [i for i in cfg.auth.issuers if set(i.algorithms) & HMAC_ALGS]
+    if args.issuer:
+        issuers = [i for i in issuers if i.issuer == args.issuer]
+    if not issuers:
+        print("no HMAC issuer in the config to sign with (RS/ES keys are the IdP's)", file=sys.stderr)
+        return 1
+    issuer = issuers[0]
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": issuer.issuer, "sub": args.sub, "iat": now, "nbf": now,
+        "exp": now + int(parse_duration(args.ttl)), "jti": secrets.token_urlsafe(12),
+    }
+    if issuer.audiences:
+        claims["aud"] = issuer.audiences[0]
+    if args.roles:
+        claims[cfg.auth.roles_claim] = [r for r in args.roles.split(",") if r]
+    if args.scope:
+        claims["scope"] = args.scope
+    for item in args.claim:
+        key, _, value = item.partition("=")
+        claims[key] = value
+    alg = next(a for a in issuer.algorithms if a in HMAC_ALGS)
+    headers = {"typ": issuer.typ} if issuer.typ else None
+    print(jwt.encode(claims, issuer.secret_bytes(), algorithm=alg, headers=headers))
+    return 0
 
 
 def parser_name() -> str:

@@ -6,6 +6,8 @@ PY=.venv/bin/python
 export BASTION_DEMO_SECRET="${BASTION_DEMO_SECRET:-dev-only-demo-secret-change-me-0123456789}"
 export DEMO_ALICE_PASSWORD="${DEMO_ALICE_PASSWORD:-alice-demo-password}"
 export DEMO_ADMIN_PASSWORD="${DEMO_ADMIN_PASSWORD:-admin-demo-password}"
+export BASTION_ADMIN_TOKEN="${BASTION_ADMIN_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d " \n")}"
+export BASTION_REVOCATION_URL="http://127.0.0.1:9901/revocations"
 
 "$PY" -m upstream --host 127.0.0.1 --port 8000 --data-dir .data &
 UP=$!

@@ -113,11 +113,25 @@ def test_bad_durations(bad: object) -> None:
         parse_duration(bad)
 
 
-def test_shipped_config_is_valid() -> None:
-    assert load_config(ROOT / "config.yaml").upstream.url == "http://127.0.0.1:8000"
+DEMO_SECRET = "x" * 40
 
 
-def test_check_command_prints_summary(capsys: pytest.CaptureFixture[str]) -> None:
+def test_shipped_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_DEMO_SECRET", DEMO_SECRET)
+    cfg = load_config(ROOT / "config.yaml")
+    assert cfg.upstream.url == "http://127.0.0.1:8000"
+    assert [i.issuer for i in cfg.auth.issuers] == ["bastion-demo"]
+
+
+def test_shipped_config_needs_the_demo_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BASTION_DEMO_SECRET", raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "config.yaml")
+    assert any("environment variable BASTION_DEMO_SECRET is not set" in m for m in err.value.messages)
+
+
+def test_check_command_prints_summary(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASTION_DEMO_SECRET", DEMO_SECRET)
     assert main(["check", "-c", str(ROOT / "config.yaml")]) == 0
     out = capsys.readouterr().out
     assert "config OK" in out and "llhttp (C)" in out and "http://127.0.0.1:8000" in out
