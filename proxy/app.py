@@ -8,9 +8,11 @@ Only this module imports the concrete checks; only `cli.py` imports this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,13 +21,16 @@ from aiohttp import web
 from proxy.admin import Health, create_admin_app, start_admin
 from proxy.checks.authn import Authenticate
 from proxy.checks.ingress import Ingress
-from proxy.config import Config
+from proxy.checks.rules import Authorize, RuleMatch
+from proxy.config import Config, ConfigError, load_config
 from proxy.forwarder import Forwarder
 from proxy.jwt.cache import TokenCache
 from proxy.jwt.jwks import JwksKeys
-from proxy.jwt.setup import build_verifier
+from proxy.jwt.setup import KeyConfigError, build_verifier
 from proxy.logs import LogOutput
 from proxy.pipeline import Check, Pipeline
+from proxy.policy import PolicyHolder
+from proxy.policy.reload import RuleReloader, load_policy
 from proxy.revocation import MemoryRevocations, RevocationStore
 from proxy.server import BastionServer, ProxyHandler
 
@@ -39,11 +44,18 @@ _PARSER_HEADROOM = 1024
 _JWKS_MAX_BYTES = 1024 * 1024
 
 
-def build_pipeline(cfg: Config, authn: Authenticate | None) -> Pipeline:
-    """The check order (see README "What happens to a request"); later stages slot in here."""
+def build_pipeline(cfg: Config, holder: PolicyHolder | None, authn: Authenticate | None) -> Pipeline:
+    """The check order (see README "What happens to a request"); later stages slot in here:
+    rate limits per client between the rule match and authentication, per identity after it,
+    input validation after authorisation."""
+    shadow = cfg.rules_mode == "shadow"
     checks: list[Check] = [Ingress(cfg.limits)]
+    if holder is not None:
+        checks.append(RuleMatch(holder, shadow=shadow))
     if authn is not None:
         checks.append(authn)
+    if holder is not None:
+        checks.append(Authorize(shadow=shadow))
     return Pipeline(checks)
 
 
@@ -73,8 +85,21 @@ class JwksFetcher:
 
 
 class Bastion:
-    def __init__(self, cfg: Config, output: LogOutput, *, admin: bool = True, reuse_port: bool = False) -> None:
+    """One serving process. `base` is the config file's directory: rule globs are relative to it.
+    Raises PolicyError when the configured rule files do not compile (the process must not start)."""
+
+    def __init__(
+        self, cfg: Config, output: LogOutput, *, admin: bool = True, reuse_port: bool = False, base: Path | None = None
+    ) -> None:
         self.cfg = cfg
+        self.base = base or Path.cwd()
+        self.holder: PolicyHolder | None = None
+        self.reloader: RuleReloader | None = None
+        if cfg.rules:
+            self.holder = PolicyHolder(load_policy(cfg.rules, self.base))
+            self.reloader = RuleReloader(cfg.rules, self.base, self.holder)
+        self._watch_stop = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
         self.output = output
         self.with_admin = admin
         self.reuse_port = reuse_port
@@ -87,12 +112,15 @@ class Bastion:
             verifier, self.jwks = build_verifier(cfg.auth, self.fetcher)
             self.token_cache = TokenCache(cfg.auth.cache.size, cfg.auth.cache.ttl)
             authn = Authenticate(cfg.auth, verifier, self.token_cache, self.revocations)
-        self.pipeline = build_pipeline(cfg, authn)
+        self.authn = authn
+        self.pipeline = build_pipeline(cfg, self.holder, authn)
         self.handler = ProxyHandler(cfg, self.pipeline, self.forwarder, output)
         self.health = Health(self.forwarder.reachable)
         self.health.subject_ttl = cfg.auth.revocation.subject_ttl
         for keys in self.jwks:
             self.health.conditions[f"jwks {keys.url}"] = lambda k=keys: k.ready
+        if self.reloader is not None:
+            self.health.extra["rules"] = self.reloader.status
         self._runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
         self.port = 0
@@ -129,6 +157,8 @@ class Bastion:
         )
         await site.start()
         self.port = _bound_port(site, cfg.listen.port)
+        if self.reloader is not None and cfg.rules_watch:
+            self._watch_task = asyncio.create_task(self.reloader.watch(self._watch_stop), name="rules-watch")
         if self.with_admin:
             self.health.extra["inflight"] = lambda: self.handler.inflight
             admin_app = create_admin_app(self.health, self.revocations, cfg.admin.token_value())
@@ -137,6 +167,12 @@ class Bastion:
     async def shutdown(self, *, drain: bool = True) -> None:
         """Graceful stop: readiness off, wait `drain_delay`, stop accepting, finish in-flight."""
         self.health.draining = True
+        if self._watch_task is not None:
+            self._watch_stop.set()
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+            self._watch_task = None
         if drain and self.cfg.shutdown.drain_delay > 0:
             log.info("draining", extra={"drain_delay_s": self.cfg.shutdown.drain_delay})
             await asyncio.sleep(self.cfg.shutdown.drain_delay)
@@ -151,6 +187,34 @@ class Bastion:
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None
+
+    async def reload(self, why: str, config_path: Path | None = None) -> None:
+        """SIGHUP: recompile the rules, re-read key material; say what else would need a restart."""
+        if self.reloader is not None:
+            await self.reloader.reload(why)
+        if config_path is None:
+            return
+        try:
+            new = load_config(config_path)
+        except ConfigError as exc:
+            log.error("config reload failed; keeping the running config", extra={"errors": exc.messages})
+            return
+        if self.authn is not None and new.auth.issuers == self.cfg.auth.issuers:
+            try:  # same issuers: secret and key *files* may have new content
+                verifier, _ = build_verifier(self.cfg.auth, self.fetcher, jwks=self.jwks)
+            except (KeyConfigError, ValueError) as exc:
+                log.error("key reload failed; keeping the old keys", extra={"error": str(exc)})
+            else:
+                self.authn.verifier = verifier
+                self.token_cache.clear()
+                log.info("keys reloaded")
+        ignored = [
+            name
+            for name in type(new).model_fields
+            if name not in ("rules",) and getattr(new, name) != getattr(self.cfg, name)
+        ]
+        if ignored:
+            log.warning("config changes need a restart and were not applied", extra={"sections": ignored})
 
     @property
     def url(self) -> str:

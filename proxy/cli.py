@@ -1,10 +1,12 @@
-"""`bastion` command line: run, check, token, version (later: test, explain)."""
+"""`bastion` command line: run, check, test, explain, token, version."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from proxy import __version__
 from proxy.config import Config, ConfigError, load_config
@@ -20,6 +22,18 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config, print a summary; exit 1 on errors")
     check.add_argument("-c", "--config", default="config.yaml")
     sub.add_parser("version", help="print the version")
+    test = sub.add_parser("test", help="run the tests: sections of rule files; exit 1 on a failure")
+    test.add_argument("paths", nargs="*", default=["rules"], help="rule files or directories (default: rules)")
+    exp = sub.add_parser("explain", help="say which rule decides a request, and why")
+    exp.add_argument("-c", "--config", default="config.yaml")
+    exp.add_argument("method")
+    exp.add_argument("path")
+    exp.add_argument("--roles", default="", help="comma-separated roles (none: anonymous)")
+    exp.add_argument("--scope", default="", help="space-separated scopes")
+    exp.add_argument("--claim", action="append", default=[], metavar="K=V")
+    exp.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
+    exp.add_argument("--host", default="localhost")
+    exp.add_argument("--client-ip", default="127.0.0.1")
     tok = sub.add_parser("token", help="mint a development token for an HMAC issuer of the config")
     tok.add_argument("-c", "--config", default="config.yaml")
     tok.add_argument("--issuer", help="issuer name (default: the first HMAC issuer)")
@@ -49,18 +63,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"bastion {__version__}")
         return 0
+    if args.command == "test":
+        from proxy.policy.testing import main as run_rule_tests
+
+        return run_rule_tests(args.paths)
     cfg = _load(args.config)
     if cfg is None:
         return 1
-    if args.command == "check":
-        print(summary(args.config, cfg))
+    if args.command in ("check", "explain"):
+        policy, findings, errors = _rules(cfg, Path(args.config).parent)
+        for msg in errors:
+            print(msg, file=sys.stderr)
+        if errors:
+            print(f"{len(errors)} rule error(s)", file=sys.stderr)
+            return 1
+        if args.command == "explain":
+            return _explain(policy, args)
+        print(summary(args.config, cfg, policy, findings))
         return 0
     if args.command == "token":
         return mint(cfg, args)
     from proxy.runtime import run_loop, serve  # imported late: `check` needs no event loop
 
+    path = Path(args.config)
     if args.command == "_worker":
-        return run_loop(serve(cfg, admin=False, reuse_port=True, drain=False), args.loop)
+        return run_loop(serve(cfg, config_path=path, admin=False, reuse_port=True, drain=False), args.loop)
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
         return 2
@@ -68,7 +95,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         from proxy.supervisor import supervise
 
         return run_loop(supervise(cfg, args.config, args.workers, args.loop), args.loop)
-    return run_loop(serve(cfg), args.loop)
+    return run_loop(serve(cfg, config_path=path), args.loop)
+
+
+def _rules(cfg: Config, base: Path) -> tuple[Any, list[str], list[str]]:
+    """(policy or None, warnings, errors) for `check` and `explain`."""
+    if not cfg.rules:
+        return (
+            None,
+            ["rules: [] turns the access rules off: every request that passes the other checks is forwarded"],
+            [],
+        )
+    from proxy.policy import PolicyError
+    from proxy.policy.reload import load_policy
+
+    try:
+        policy = load_policy(cfg.rules, base)
+    except PolicyError as exc:
+        return None, [], exc.messages
+    return policy, [str(f) for f in policy.findings], []
+
+
+def _explain(policy: Any, args: argparse.Namespace) -> int:
+    if policy is None:
+        print("no access rules are configured (rules: [])", file=sys.stderr)
+        return 1
+    from proxy.policy.explain import explain
+
+    claims = dict(item.partition("=")[::2] for item in args.claim)
+    headers = dict((k.strip(), v.strip()) for k, _, v in (h.partition(":") for h in args.header))
+    roles = [r for r in args.roles.split(",") if r]
+    scopes = [s for s in args.scope.split(" ") if s]
+    print(
+        explain(
+            policy,
+            args.method.upper(),
+            args.path,
+            roles=roles,
+            scopes=scopes,
+            claims=claims,
+            headers=headers,
+            host=args.host,
+            client_ip=args.client_ip,
+        )
+    )
+    return 0
 
 
 def mint(cfg: Config, args: argparse.Namespace) -> int:
@@ -90,8 +161,12 @@ def mint(cfg: Config, args: argparse.Namespace) -> int:
     issuer = issuers[0]
     now = int(time.time())
     claims: dict[str, object] = {
-        "iss": issuer.issuer, "sub": args.sub, "iat": now, "nbf": now,
-        "exp": now + int(parse_duration(args.ttl)), "jti": secrets.token_urlsafe(12),
+        "iss": issuer.issuer,
+        "sub": args.sub,
+        "iat": now,
+        "nbf": now,
+        "exp": now + int(parse_duration(args.ttl)),
+        "jti": secrets.token_urlsafe(12),
     }
     if issuer.audiences:
         claims["aud"] = issuer.audiences[0]
@@ -115,7 +190,7 @@ def parser_name() -> str:
     return "llhttp (C)" if http_parser.HttpRequestParser.__module__.endswith("_http_parser") else "pure Python"
 
 
-def summary(path: str, cfg: Config) -> str:
+def summary(path: str, cfg: Config, policy: Any = None, findings: Sequence[str] = ()) -> str:
     up, lim = cfg.upstream, cfg.limits
     scheme = "https" if cfg.listen.tls else "http"
     lines = [
@@ -130,5 +205,10 @@ def summary(path: str, cfg: Config) -> str:
         f"  shutdown   drain {cfg.shutdown.drain_delay:g}s, grace {cfg.shutdown.grace_period:g}s",
         f"  parser     {parser_name()}",
         "  state      in memory, per process: with --workers > 1 rate limits and revocations are not shared",
+        f"  auth       {len(cfg.auth.issuers)} issuer(s): {', '.join(i.issuer for i in cfg.auth.issuers) or 'none'}",
+        f"  rules      {len(policy.rules)} rule(s), mode {cfg.rules_mode}"
+        if policy is not None
+        else "  rules      off",
     ]
+    lines += [f"warning: {f}" for f in findings]
     return "\n".join(lines)

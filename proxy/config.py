@@ -264,6 +264,11 @@ class Config(Model):
     websocket: WebSocket = WebSocket()
     request_id: RequestId = RequestId()
     auth: Auth = Auth()
+    # Rule-file globs, relative to the config file's directory. An explicit empty list turns the
+    # access rules off (every request that passes the other checks is forwarded): `check` warns.
+    rules: tuple[str, ...] = ("rules/*.yaml",)
+    rules_mode: Literal["enforce", "shadow"] = "enforce"
+    rules_watch: bool = True  # reload when a rule file changes (SIGHUP always reloads)
 
     def cross_checks(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Rules that span sections, each with the key path to blame (pydantic would say "top level")."""

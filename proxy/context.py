@@ -26,6 +26,8 @@ class RequestContext:
     # Filled in by the ingress check: the path every later check matches and the upstream receives.
     path: str = ""
     query: str = ""
+    header_count: int = 0
+    header_bytes: int = 0  # names + values + 4 per field (": " and CRLF), as on the wire
     content_length: int | None = None
     chunked: bool = False
     body_limit: int = 0
@@ -34,9 +36,14 @@ class RequestContext:
     rule: Any = None
     principal: Principal | None = None
     # Headers that checks want added to the upstream request (identity, trace); set after stripping.
-    upstream_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    upstream_headers: CIMultiDict[str] | None = None
     # Extra fields for the access record (rule id, user, reason ...).
     log: dict[str, Any] = field(default_factory=dict)
+
+    def add_upstream_header(self, name: str, value: str) -> None:
+        if self.upstream_headers is None:
+            self.upstream_headers = CIMultiDict()
+        self.upstream_headers[name] = value
 
     @property
     def target(self) -> str:

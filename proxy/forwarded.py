@@ -117,10 +117,15 @@ def _strip_port(hop: str) -> str:
 
 
 def _forwarded_element(peer: str, origin: Origin) -> str:
+    return _element(peer, origin.scheme, origin.host)
+
+
+@lru_cache(maxsize=1024)  # few distinct (peer, scheme, host) triples in front of one service
+def _element(peer: str, scheme: str, host: str) -> str:
     node = f'"[{peer}]"' if ":" in peer else peer
-    parts = [f"for={node}", f"proto={origin.scheme}"]
-    if origin.host:
-        parts.append(f"host={origin.host}" if _TOKEN.match(origin.host) else f'host="{_quote(origin.host)}"')
+    parts = [f"for={node}", f"proto={scheme}"]
+    if host:
+        parts.append(f"host={host}" if _TOKEN.match(host) else f'host="{_quote(host)}"')
     return ";".join(parts)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from proxy.app import Bastion
 from proxy.config import Config
 from proxy.logs import LogOutput, setup_logging
+from proxy.policy import PolicyError
 
 log = logging.getLogger("bastion")
 
@@ -27,11 +30,22 @@ def run_loop(main: Coroutine[Any, Any, int], loop_kind: str = "auto") -> int:
     return asyncio.run(main)
 
 
-async def serve(cfg: Config, *, admin: bool = True, reuse_port: bool = False, drain: bool = True) -> int:
+async def serve(
+    cfg: Config, *, config_path: Path, admin: bool = True, reuse_port: bool = False, drain: bool = True
+) -> int:
     """Serve until SIGTERM/SIGINT, then stop gracefully. Returns the exit code."""
     output = LogOutput()
     setup_logging(cfg.logging, output)
-    bastion = Bastion(cfg, output, admin=admin, reuse_port=reuse_port)
+    try:
+        bastion = Bastion(cfg, output, admin=admin, reuse_port=reuse_port, base=config_path.parent)
+    except PolicyError as exc:
+        for msg in exc.messages:
+            print(msg, file=sys.stderr)
+        log.error("rule files do not load; not starting", extra={"errors": exc.messages})
+        output.close()
+        return 1
+    if not cfg.rules:
+        log.warning("no access rules (rules: []): every request that passes the other checks is forwarded")
     try:
         await bastion.start()
     except OSError as exc:
@@ -43,7 +57,14 @@ async def serve(cfg: Config, *, admin: bool = True, reuse_port: bool = False, dr
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP received: nothing to reload yet"))
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = asyncio.create_task(bastion.reload("SIGHUP", config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     log.info(
         "listening",
         extra={"url": bastion.url, "admin_url": bastion.admin_url if admin else None, "upstream": cfg.upstream.url},

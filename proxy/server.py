@@ -9,6 +9,7 @@ same problem+json body and headers as everything else (and no `Server` header, n
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ from proxy.context import RequestContext
 from proxy.decision import Denial, Reason
 from proxy.forwarded import SPOOFABLE, ForwardedPolicy
 from proxy.forwarder import Forwarder
-from proxy.headers import copy_end_to_end
+from proxy.headers import HOP_BY_HOP, copy_end_to_end
 from proxy.logs import LogOutput, access_record, cap
 from proxy.pipeline import Pipeline
 from proxy.responses import ProxyResponse, problem_response
@@ -40,14 +41,22 @@ log = logging.getLogger("bastion.server")
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
 
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return os.urandom(16).hex()
+    """Unique and unguessable without a syscall per request: a random per-process prefix and a counter."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def request_id_from(value: str | None) -> str:
     if value and _SAFE_ID.fullmatch(value):
         return value
     return new_request_id()
+
+
+_COALESCE_BYTES = 16 * 1024
 
 
 class _BodyOverflow(Exception):
@@ -94,7 +103,7 @@ class ProxyHandler:
         drop = {h.lower() for h in SPOOFABLE} | {self.rid_header.lower(), "expect"} | pipeline.strips
         if cfg.upstream.host_header == "rewrite":
             drop.add("host")
-        self.drop = frozenset(drop)
+        self.drop = frozenset(drop) | HOP_BY_HOP
         self.inflight = 0
 
     async def __call__(self, request: BaseRequest) -> web.StreamResponse:
@@ -113,6 +122,9 @@ class ProxyHandler:
             host=origin.host,
             started=started,
         )
+        raw = request.raw_headers
+        ctx.header_count = len(raw)
+        ctx.header_bytes = sum(map(len, itertools.chain.from_iterable(raw))) + 4 * len(raw)
         ctx.content_length = request.content_length
         ctx.chunked = (
             request.version >= aiohttp.HttpVersion11 and "chunked" in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
@@ -195,28 +207,7 @@ class ProxyHandler:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         t0 = time.monotonic()
         try:
-            async with self.forwarder.send(ctx.method, ctx.target, up_headers, body) as up:
-                state.upstream_ms = (time.monotonic() - t0) * 1000
-                resp_headers = copy_end_to_end(up.headers)
-                resp_headers[self.rid_header] = ctx.request_id
-                self.pipeline.on_response(ctx, up.status, resp_headers)
-                resp = ProxyResponse(status=up.status, headers=resp_headers)
-                state.status = up.status
-                await resp.prepare(request)
-                try:
-                    async for chunk in up.content.iter_any():
-                        await resp.write(chunk)
-                        state.bytes_out += len(chunk)
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    # The upstream broke mid-body. Headers are gone, so abort the client connection:
-                    # a truncated body must never look complete (no terminating chunk is sent).
-                    ctx.log["bastion.reason"] = "upstream_broken"
-                    ctx.log["bastion.detail"] = type(exc).__name__
-                    if request.transport is not None:
-                        request.transport.abort()
-                    raise ConnectionResetError("upstream failed mid-response") from None
-                await resp.write_eof()
-                return resp
+            up = await self.forwarder.send(ctx.method, ctx.target, up_headers, body)
         except Denial:
             if limited is not None and limited.overflowed:
                 raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"chunked body > {ctx.body_limit}") from None
@@ -224,6 +215,43 @@ class ProxyHandler:
         finally:
             if limited is not None:
                 state.bytes_in = limited.count
+        try:
+            state.upstream_ms = (time.monotonic() - t0) * 1000
+            resp_headers = copy_end_to_end(up.headers)
+            resp_headers[self.rid_header] = ctx.request_id
+            self.pipeline.on_response(ctx, up.status, resp_headers)
+            resp = ProxyResponse(status=up.status, headers=resp_headers)
+            state.status = up.status
+            length = up.content_length
+            # A small body of known length is read (bounded) and sent with the headers in one write;
+            # anything else streams, headers first, so slow or endless bodies are never held.
+            small = length is not None and length <= _COALESCE_BYTES
+            try:
+                if small:
+                    body_bytes = await up.read()  # before anything is sent: a failure here is a clean 502
+                    resp._send_headers_immediately = False
+                    await resp.prepare(request)
+                    state.bytes_out = len(body_bytes)
+                    await resp.write_eof(body_bytes)
+                    return resp
+                await resp.prepare(request)
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                    state.bytes_out += len(chunk)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if not resp.prepared:
+                    raise Denial(502, Reason.UPSTREAM_UNAVAILABLE, detail=f"body: {type(exc).__name__}") from None
+                # The upstream broke mid-body after the headers went out: abort the client connection,
+                # so a truncated body never looks complete (no terminating chunk is sent).
+                ctx.log["bastion.reason"] = "upstream_broken"
+                ctx.log["bastion.detail"] = type(exc).__name__
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError("upstream failed mid-response") from None
+            await resp.write_eof()
+            return resp
+        finally:
+            up.release()
 
 
 class _Outcome:

@@ -90,7 +90,7 @@ def echo_app(rec: EchoUpstream) -> web.Application:
             return resp
         if path == "/broken":
             resp = web.StreamResponse()
-            resp.content_length = 1000
+            resp.content_length = int(request.query.get("n", "1000"))
             await resp.prepare(request)
             await resp.write(b"partial")
             assert request.transport is not None
@@ -168,6 +168,7 @@ def make_config(upstream_url: str, **overrides: Any) -> Config:
         "admin": {"host": "127.0.0.1", "port": 0},
         "upstream": {"url": upstream_url, "connect_timeout": "2s", "read_timeout": "5s"},
         "shutdown": {"drain_delay": 0, "grace_period": "5s"},
+        "rules": [],  # no access rules unless a test asks for them
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -326,7 +327,7 @@ def write_config(path: Path, upstream_url: str, port: int, admin_port: int, extr
     path.write_text(
         f"listen: {{host: 127.0.0.1, port: {port}}}\n"
         f"admin: {{host: 127.0.0.1, port: {admin_port}}}\n"
-        f'upstream: {{url: "{upstream_url}", read_timeout: 10s}}\n' + extra
+        f'upstream: {{url: "{upstream_url}", read_timeout: 10s}}\nrules: []\n' + extra
     )
     return path
 

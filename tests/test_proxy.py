@@ -118,11 +118,19 @@ async def test_upstream_timeout_is_504_problem(upstream: EchoUpstream, start_bas
 
 
 async def test_upstream_breaking_mid_body_truncates_the_client_connection(proxy: Running) -> None:
-    raw = await raw_request(proxy.port, b"GET /broken HTTP/1.1\r\nHost: a\r\n\r\n")
+    raw = await raw_request(proxy.port, b"GET /broken?n=1000000 HTTP/1.1\r\nHost: a\r\n\r\n")
     status, headers, body = parse_head(raw)
-    assert status == 200
-    assert int(headers["content-length"]) == 1000
-    assert len(body) < 1000  # the client can tell the body is incomplete
+    assert status == 200  # a large body streams: the headers were already sent
+    assert int(headers["content-length"]) == 1000000
+    assert len(body) < 1000000  # the connection was cut: the client can tell the body is incomplete
+    [rec] = await proxy.access(1)
+    assert rec["bastion.reason"] == "upstream_broken"
+
+
+async def test_upstream_breaking_in_a_small_body_is_a_clean_502(proxy: Running) -> None:
+    raw = await raw_request(proxy.port, b"GET /broken?n=1000 HTTP/1.1\r\nHost: a\r\n\r\n")
+    status, headers, _ = parse_head(raw)
+    assert status == 502 and headers["content-type"] == "application/problem+json"
 
 
 async def test_upstream_status_and_body_pass_through(proxy: Running) -> None:

@@ -123,7 +123,7 @@ class Authenticate:
             text = _header_value(value)
             if text is None:
                 raise Denial(401, Reason.BAD_CLAIMS, detail=f"claim {claim} cannot be a header", headers=_INVALID)
-            ctx.upstream_headers[header] = text
+            ctx.add_upstream_header(header, text)
 
 
 def _claim(claims: Mapping[str, Any], name: str) -> Any:

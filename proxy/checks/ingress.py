@@ -26,12 +26,9 @@ class Ingress:
         target = ctx.raw_target
         if len(target) > self.max_uri:
             raise Denial(414, Reason.URI_TOO_LONG, detail=f"uri length {len(target)} > {self.max_uri}")
-        headers = ctx.headers
-        if len(headers) > self.max_headers:
-            raise Denial(431, Reason.HEADERS_TOO_LARGE, detail=f"{len(headers)} header fields > {self.max_headers}")
-        size = 0
-        for k, v in headers.items():
-            size += len(k) + len(v) + 4
+        if ctx.header_count > self.max_headers:
+            raise Denial(431, Reason.HEADERS_TOO_LARGE, detail=f"{ctx.header_count} fields > {self.max_headers}")
+        size = ctx.header_bytes
         if size > self.max_header_bytes:
             raise Denial(431, Reason.HEADERS_TOO_LARGE, detail=f"header bytes {size} > {self.max_header_bytes}")
         ctx.body_limit = self.max_body

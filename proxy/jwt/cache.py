@@ -49,5 +49,8 @@ class TokenCache:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -31,12 +31,16 @@ def _static(issuer: Issuer) -> KeyLookup:
     return lookup
 
 
-def build_verifier(auth: Auth, fetch: Fetch) -> tuple[Verifier, list[JwksKeys]]:
+def build_verifier(auth: Auth, fetch: Fetch, jwks: list[JwksKeys] | None = None) -> tuple[Verifier, list[JwksKeys]]:
+    """Static keys are (re)loaded from their files here; JWKS caches are reused when given (reload)."""
     policies: list[IssuerPolicy] = []
-    jwks: list[JwksKeys] = []
+    existing = {k.url: k for k in jwks or ()}
+    jwks = []
     for issuer in auth.issuers:
         if issuer.jwks_url is not None:
-            keys = JwksKeys(issuer.jwks_url, issuer.jwks_cache, frozenset(issuer.algorithms), fetch)
+            keys = existing.get(issuer.jwks_url) or JwksKeys(
+                issuer.jwks_url, issuer.jwks_cache, frozenset(issuer.algorithms), fetch
+            )
             jwks.append(keys)
             policies.append(IssuerPolicy(issuer, keys.get))
         else:
