@@ -92,7 +92,7 @@ def create_admin_app(
         given = request.headers.get("Authorization", "")
         if admin_token is None or revocations is None:
             return _problem(404, "Not Found")
-        if not hmac.compare_digest(given.encode(), f"Bearer {admin_token}".encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {admin_token}".encode()):
             return _problem(401, "Unauthorized")
         try:
             doc = orjson.loads(await request.read())

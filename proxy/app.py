@@ -105,7 +105,10 @@ class Bastion:
         self.reuse_port = reuse_port
         self.forwarder = Forwarder(cfg.upstream)
         self.fetcher = JwksFetcher()
-        self.revocations: RevocationStore | None = MemoryRevocations() if cfg.auth.revocation.enabled else None
+        grace = max((i.leeway for i in cfg.auth.issuers), default=0.0) + 1.0
+        self.revocations: RevocationStore | None = (
+            MemoryRevocations(grace=grace) if cfg.auth.revocation.enabled else None
+        )
         self.jwks: list[JwksKeys] = []
         authn = None
         if cfg.auth.issuers:

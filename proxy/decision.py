@@ -65,7 +65,7 @@ class Denial(Exception):
     The client sees status 413, title "Content Too Large" and the request id; `detail` is logged only.
     """
 
-    __slots__ = ("status", "reason", "title", "detail", "headers")
+    __slots__ = ("status", "reason", "title", "detail", "headers", "public")
 
     def __init__(
         self,
@@ -75,6 +75,7 @@ class Denial(Exception):
         title: str | None = None,
         detail: str = "",
         headers: Mapping[str, str] | None = None,
+        public: str | None = None,
     ) -> None:
         super().__init__(reason.value)
         self.status = status
@@ -82,10 +83,13 @@ class Denial(Exception):
         self.title = title or HTTPStatus(status).phrase
         self.detail = detail
         self.headers = dict(headers) if headers else {}
+        # the problem type the client sees; coarser than `reason` where the reason would help an
+        # attacker (every token failure is "invalid-token")
+        self.public = public
 
     @property
     def type_uri(self) -> str:
-        return PROBLEM_BASE + self.reason.value.replace("_", "-")
+        return PROBLEM_BASE + (self.public or self.reason.value.replace("_", "-"))
 
     def problem(self, request_id: str) -> dict[str, object]:
         """The RFC 9457 body. Never includes `detail`: that is for the log."""

@@ -24,8 +24,10 @@ class MemoryRevocations:
     """Per process. Expired entries are swept as new ones arrive, so memory stays bounded by the
     number of live revoked tokens."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, grace: float = 0.0) -> None:
         self.clock = clock
+        # a token is accepted until exp + leeway, so its deny-list entry must live that long too
+        self.grace = grace
         self._tokens: dict[str, float] = {}
         self._subjects: dict[str, tuple[float, float]] = {}  # sub -> (cut-off, forget after)
 
@@ -50,7 +52,7 @@ class MemoryRevocations:
 
     def _sweep(self) -> None:
         now = self.clock()
-        for jti in [j for j, exp in self._tokens.items() if exp < now]:
+        for jti in [j for j, exp in self._tokens.items() if exp + self.grace < now]:
             del self._tokens[jti]
         for sub in [s for s, (_, until) in self._subjects.items() if until < now]:
             del self._subjects[sub]

@@ -22,7 +22,8 @@ from proxy.jwt.errors import TokenError
 from proxy.jwt.verifier import Verifier
 from proxy.revocation import RevocationStore
 
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# RFC 9110 §9.2.1: everything else (POST, PUT, PATCH, DELETE, PROPFIND, PURGE ...) can change state
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _TOKEN68 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
 _MISSING = {"WWW-Authenticate": "Bearer"}
 # RFC 6750 §3.1; the description stays generic: the reason code goes to the log only
@@ -52,8 +53,8 @@ class Authenticate:
             if token is None:
                 if anonymous_ok:
                     return
-                raise Denial(401, Reason.JWT_MISSING, headers=_MISSING)
-            if from_cookie and ctx.method in _UNSAFE and not self._same_origin(ctx):
+                raise Denial(401, Reason.JWT_MISSING, headers=_MISSING, public="missing-token")
+            if from_cookie and ctx.method not in _SAFE and not self._same_origin(ctx):
                 raise TokenError(Reason.CSRF, "cookie token on an unsafe method without a matching Origin")
             principal = await self._verify(token)
         except TokenError as exc:
@@ -62,7 +63,8 @@ class Authenticate:
                 return
             if exc.reason is Reason.CSRF:
                 raise Denial(403, exc.reason, detail=exc.detail) from None
-            raise Denial(401, exc.reason, detail=exc.detail, headers=_INVALID) from None
+            # one public problem type for every token failure: which check failed is for the log only
+            raise Denial(401, exc.reason, detail=exc.detail, headers=_INVALID, public="invalid-token") from None
         ctx.principal = principal
         ctx.log["user.id"] = principal.subject
         self._forward_claims(ctx, principal)
@@ -90,7 +92,7 @@ class Authenticate:
                 for part in cookie_header.split(";"):
                     name, _, value = part.strip().partition("=")
                     if name in self.cookies and value:
-                        found.append((value, True))
+                        found.append((self._check(value), True))
         if len(found) > 1:
             raise TokenError(Reason.JWT_MULTIPLE, "a token in more than one place")
         return found[0] if found else (None, False)
@@ -102,6 +104,10 @@ class Authenticate:
                 raise TokenError(Reason.JWT_WRONG_SCHEME)
         else:
             token = value
+        return self._check(token)
+
+    def _check(self, token: str) -> str:
+        """The same size and alphabet checks for every source, before any hashing or parsing."""
         if len(token) > self.max_bytes:
             raise TokenError(Reason.JWT_TOO_LARGE, f"{len(token)} bytes")
         if not token or not _TOKEN68.issuperset(token):
@@ -122,7 +128,10 @@ class Authenticate:
                 continue
             text = _header_value(value)
             if text is None:
-                raise Denial(401, Reason.BAD_CLAIMS, detail=f"claim {claim} cannot be a header", headers=_INVALID)
+                raise Denial(
+                    401, Reason.BAD_CLAIMS, detail=f"claim {claim} cannot be a header", headers=_INVALID,
+                    public="invalid-token",
+                )
             ctx.add_upstream_header(header, text)
 
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from proxy.config import JwksCache as JwksCacheCfg
 from proxy.jwt.keys import VerifyKey, make_key
@@ -82,9 +82,18 @@ class JwksKeys:
             self._task = None
 
     async def get(self, kid: str | None, alg: str) -> VerifyKey | None:
+        """The key for (kid, alg); None when there is none; JwksUnavailable when no key set was
+        ever loaded (an IdP outage at start, logged as such rather than as an unknown kid)."""
         key = self._lookup(kid, alg)
         if key is not None:
             return key
+        if not self.keys:
+            if self._clock() - self.last_attempt >= self.cfg.refetch_unknown_kid_after:
+                with contextlib.suppress(JwksUnavailable):
+                    await self.refresh()
+            if not self.keys:
+                raise JwksUnavailable(self.last_error or "no keys yet")
+            return self._lookup(kid, alg)
         # unknown kid: one refetch, at most once per window, shared by all callers
         if self._clock() - self.last_attempt >= self.cfg.refetch_unknown_kid_after:
             with contextlib.suppress(JwksUnavailable):
@@ -109,13 +118,15 @@ class JwksKeys:
             await asyncio.shield(self._inflight)
             return
         loop = asyncio.get_running_loop()
-        self._inflight = loop.create_future()
+        inflight = self._inflight = loop.create_future()
         try:
             await self._do_refresh()
-            self._inflight.set_result(None)
-        except JwksUnavailable as exc:
-            self._inflight.set_exception(exc)
-            self._inflight.exception()  # mark retrieved: waiters get it through shield
+            inflight.set_result(None)
+        except BaseException as exc:
+            # always resolve the shared future, whatever happened (waiters must never hang)
+            failure = exc if isinstance(exc, JwksUnavailable) else JwksUnavailable(type(exc).__name__)
+            inflight.set_exception(failure)
+            inflight.exception()  # mark retrieved: waiters get it through shield
             raise
         finally:
             self._inflight = None
@@ -129,7 +140,7 @@ class JwksKeys:
             if status != 200:
                 raise ValueError(f"HTTP {status}")
             keys = self._parse(body)
-        except (OSError, ValueError, TimeoutError) as exc:
+        except Exception as exc:  # any fetch or parse failure (aiohttp errors included) is "unavailable"
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             log.warning(
@@ -160,7 +171,7 @@ class JwksKeys:
                 continue  # SECURITY: never take a symmetric key from a JWKS (key confusion)
             try:
                 parsed = PyJWK(jwk)
-            except (PyJWKError, ValueError, TypeError, KeyError):
+            except (PyJWTError, ValueError, TypeError, KeyError):  # one bad key never spoils the set
                 continue
             jwk_alg = jwk.get("alg")
             allowed = self.algorithms & {jwk_alg} if isinstance(jwk_alg, str) else self.algorithms

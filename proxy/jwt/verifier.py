@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,6 +24,7 @@ from proxy.config import Auth, Issuer
 from proxy.decision import Reason
 from proxy.identity import Principal
 from proxy.jwt.errors import TokenError
+from proxy.jwt.jwks import JwksUnavailable
 from proxy.jwt.keys import VerifyKey, verify_signature
 
 # SECURITY: RFC 8725 §3.10: these make a verifier fetch or trust keys named by the token itself.
@@ -84,7 +86,13 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TokenError(Reason.BAD_CLAIMS, f"{name} is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise TokenError(Reason.BAD_CLAIMS, f"{name} is out of range") from None
+    if not math.isfinite(number):  # SECURITY: exp NaN/Infinity would be valid forever
+        raise TokenError(Reason.BAD_CLAIMS, f"{name} is not finite")
+    return number
 
 
 def _string_list(value: Any, name: str) -> frozenset[str]:
@@ -118,7 +126,10 @@ class Verifier:
         issuer = self._check_header(header, claims)
         alg = header["alg"]
         kid = header.get("kid")
-        key = await issuer.keys(kid, alg)
+        try:
+            key = await issuer.keys(kid, alg)
+        except JwksUnavailable:
+            raise TokenError(Reason.JWKS_UNAVAILABLE) from None
         if key is None:
             raise TokenError(Reason.KID_UNKNOWN, "no key for this kid and alg")
         if not verify_signature(alg, key, signing_input, signature):
