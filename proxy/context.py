@@ -4,6 +4,7 @@ oauth2-proxy's RequestScope). Plain data: checks read it and add to it; they nev
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,10 @@ class RequestContext:
     chunked: bool = False
     body_limit: int = 0
     websocket: bool = False
+    # The request body, once a check asked for it (bounded by `body_limit`); the upstream then gets
+    # exactly these bytes. `body_reader` is the server's; checks call `read_body()`.
+    body: bytes | None = None
+    body_reader: Callable[[int], Awaitable[bytes]] | None = None
     # Set by the rule match (the compiled rule that decides this request) and by authentication.
     rule: Any = None
     principal: Principal | None = None
@@ -39,6 +44,17 @@ class RequestContext:
     upstream_headers: CIMultiDict[str] | None = None
     # Extra fields for the access record (rule id, user, reason ...).
     log: dict[str, Any] = field(default_factory=dict)
+
+    async def read_body(self, cap: int | None = None) -> bytes:
+        """The whole body, read once and kept; Denial(413) past `min(cap, body_limit)`.
+
+        Only checks that must see the body call this (login throttling, schemas, detectors):
+        every other request streams untouched.
+        """
+        if self.body is None:
+            limit = self.body_limit if cap is None else min(cap, self.body_limit)
+            self.body = await self.body_reader(limit) if self.body_reader is not None else b""
+        return self.body
 
     def add_upstream_header(self, name: str, value: str) -> None:
         if self.upstream_headers is None:

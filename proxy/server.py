@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -126,10 +126,11 @@ class ProxyHandler:
         ctx.header_count = len(raw)
         ctx.header_bytes = sum(map(len, itertools.chain.from_iterable(raw))) + 4 * len(raw)
         ctx.content_length = request.content_length
+        state = _Outcome()
+        ctx.body_reader = self._reader(request, ctx, state)
         ctx.chunked = (
             request.version >= aiohttp.HttpVersion11 and "chunked" in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
         )
-        state = _Outcome()
         self.inflight += 1
         try:
             try:
@@ -181,6 +182,39 @@ class ProxyHandler:
         self.pipeline.on_response(ctx, denial.status, resp.headers)  # type: ignore[arg-type]
         return resp
 
+    def _reader(
+        self, request: BaseRequest, ctx: RequestContext, state: _Outcome
+    ) -> Callable[[int], Awaitable[bytes]]:
+        async def read(limit: int) -> bytes:
+            if not (ctx.content_length or ctx.chunked):
+                return b""
+            if ctx.content_length is not None and ctx.content_length > limit:
+                raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"content-length {ctx.content_length} > {limit}")
+            await self._continue(request, state)
+            data = await request.content.read(limit + 1)
+            while len(data) <= limit and not request.content.at_eof():
+                more = await request.content.read(limit + 1 - len(data))
+                if not more:
+                    break
+                data += more
+            if len(data) > limit:
+                raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"body > {limit} (read for inspection)")
+            return data
+
+        return read
+
+    @staticmethod
+    async def _continue(request: BaseRequest, state: _Outcome) -> None:
+        """Answer `Expect: 100-continue` once, and only when the body is really wanted: after the
+        checks passed, so a denied upload is never sent. Other expectations get 417."""
+        expect = request.headers.get(hdrs.EXPECT)
+        if expect is None or state.continue_sent:
+            return
+        if expect.lower() != "100-continue":
+            raise Denial(417, Reason.BAD_REQUEST, detail="unsupported expectation")
+        state.continue_sent = True
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def _upstream_headers(self, request: BaseRequest, ctx: RequestContext, origin: Any, peer: str) -> CIMultiDict[str]:
         out = copy_end_to_end(request.headers, self.drop)
         self.policy.upstream_headers(peer, origin, request.headers, out)
@@ -194,17 +228,19 @@ class ProxyHandler:
     ) -> web.StreamResponse:
         body: Any = None
         limited: _LimitedBody | None = None
-        if ctx.chunked:
+        if ctx.body is not None:  # a check read it: the upstream gets exactly what was inspected
+            body = ctx.body
+            state.bytes_in = len(body)
+            up_headers.popall(hdrs.CONTENT_LENGTH, None)  # aiohttp sets it from the bytes
+        elif ctx.chunked:
             body = limited = _LimitedBody(request.content, ctx.body_limit)
         elif ctx.content_length:
             body = request.content
             state.bytes_in = ctx.content_length
-        expect = request.headers.get(hdrs.EXPECT)
-        if expect is not None:
-            if expect.lower() != "100-continue":
-                raise Denial(417, Reason.BAD_REQUEST, detail="unsupported expectation")
-            if body is not None:  # the pipeline passed: now the client may send its body
-                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if body is not None:
+            await self._continue(request, state)
+        elif request.headers.get(hdrs.EXPECT, "100-continue").lower() != "100-continue":
+            raise Denial(417, Reason.BAD_REQUEST, detail="unsupported expectation")
         t0 = time.monotonic()
         try:
             up = await self.forwarder.send(ctx.method, ctx.target, up_headers, body)
@@ -257,9 +293,10 @@ class ProxyHandler:
 class _Outcome:
     """What happened to one request, for its access record."""
 
-    __slots__ = ("status", "bytes_in", "bytes_out", "upstream_ms")
+    __slots__ = ("status", "bytes_in", "bytes_out", "upstream_ms", "continue_sent")
 
     def __init__(self) -> None:
+        self.continue_sent = False
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0
