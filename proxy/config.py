@@ -114,6 +114,27 @@ class Limits(Model):
     max_header_bytes: Size = 16 * 1024
 
 
+# RFC 9110 §9 methods and PATCH (RFC 5789). TRACE and CONNECT are left out on purpose (XST, tunnels).
+DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class Protocol(Model):
+    """HTTP hygiene beyond the parser (see README "Framing")."""
+
+    methods: tuple[str, ...] = DEFAULT_METHODS  # others: 405 if registered, 501 if unknown
+    allow_python_parser: bool = False  # the pure-Python parser has had smuggling bugs: opt in only
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for m in v:
+            if not re.fullmatch(r"[A-Z][A-Z-]{0,31}", m):
+                raise ValueError(f"invalid method {m!r} (upper-case token)")
+        if "CONNECT" in v:
+            raise ValueError("CONNECT is never proxied: Bastion is not a tunnel")
+        return v
+
+
 class Logging(Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json"] = "json"
@@ -259,6 +280,7 @@ class Config(Model):
     trusted_proxies: tuple[CIDR, ...] = ()
     client_ip_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     limits: Limits = Limits()
+    protocol: Protocol = Protocol()
     logging: Logging = Logging()
     shutdown: Shutdown = Shutdown()
     websocket: WebSocket = WebSocket()

@@ -27,6 +27,7 @@ class RequestContext:
     # Filled in by the ingress check: the path every later check matches and the upstream receives.
     path: str = ""
     query: str = ""
+    http_version: tuple[int, int] = (1, 1)
     header_count: int = 0
     header_bytes: int = 0  # names + values + 4 per field (": " and CRLF), as on the wire
     content_length: int | None = None

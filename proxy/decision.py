@@ -15,6 +15,8 @@ from http import HTTPStatus
 class Reason(StrEnum):
     BAD_REQUEST = "bad_request"
     BAD_PATH = "bad_path"
+    BAD_FRAMING = "bad_framing"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     URI_TOO_LONG = "uri_too_long"
     HEADERS_TOO_LARGE = "headers_too_large"
     BODY_TOO_LARGE = "body_too_large"

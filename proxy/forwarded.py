@@ -21,7 +21,16 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Headers some upstream frameworks read as the client address or original URL: a client must not
 # be able to set them unless a trusted proxy did.
-SPOOFABLE = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded", "X-Real-IP")
+# Headers that rewrite the route for some upstreams (IIS/Symfony X-Original-URL, Traefik's
+# X-Forwarded-Prefix: CVE-2026-35051, oauth2-proxy X-Forwarded-Uri): passed on only from a trusted proxy.
+ROUTE_REWRITE = (
+    "X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri", "X-Forwarded-Prefix",
+    "X-Forwarded-Path", "X-Forwarded-Server",
+)
+SPOOFABLE = (
+    "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "Forwarded", "X-Real-IP",
+    *ROUTE_REWRITE,
+)
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _FOR = re.compile(r'(?:^|;)\s*for=("?)([^";,]*)\1', re.IGNORECASE)
@@ -94,6 +103,9 @@ class ForwardedPolicy:
     ) -> None:
         """Set the forwarded headers on `out` (which has had every client copy removed already)."""
         if origin.trusted_peer:
+            for name in ROUTE_REWRITE:
+                for value in incoming.getall(name, ()):
+                    out.add(name, value)
             xff = ", ".join(incoming.getall("X-Forwarded-For", ()))
             out["X-Forwarded-For"] = f"{xff}, {peer}" if xff else peer
             fwd = ", ".join(incoming.getall("Forwarded", ()))

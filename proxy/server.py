@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from multidict import CIMultiDict
@@ -123,6 +123,7 @@ class ProxyHandler:
             started=started,
         )
         raw = request.raw_headers
+        ctx.http_version = request.version[:2]
         ctx.header_count = len(raw)
         ctx.header_bytes = sum(map(len, itertools.chain.from_iterable(raw))) + 4 * len(raw)
         ctx.content_length = request.content_length
@@ -329,6 +330,8 @@ def _denial_for(status: int, exc: BaseException | None, line_limit: int) -> Deni
         if len(exc.args) > 1 and exc.args[1] == line_limit:
             return Denial(414, Reason.URI_TOO_LONG, detail="parser: request line too long")
         return Denial(431, Reason.HEADERS_TOO_LARGE, detail="parser: header line too long")
+    if isinstance(exc, BadHttpMethod):  # a method token llhttp does not know: RFC 9110 §15.6.2
+        return Denial(501, Reason.METHOD_NOT_ALLOWED, detail="parser: unknown method")
     if isinstance(exc, BadHttpMessage):
         text = str(exc).lower()
         if "too many headers" in text:

@@ -15,8 +15,21 @@ from tests.conftest import EchoUpstream, Running, StartBastion, free_port, make_
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND", "PURGE"]
 
 
+@pytest.mark.parametrize(
+    "method, status",
+    [("PROPFIND", 405), ("TRACE", 405), ("PURGE", 405), ("BREW", 501), ("X-ANYTHING", 501)],
+)
+async def test_methods_outside_the_allow_list(proxy: Running, upstream: EchoUpstream, method: str, status: int) -> None:
+    raw = await raw_request(proxy.port, f"{method} / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
+    assert parse_head(raw)[0] == status
+    assert upstream.seen == []
+
+
 @pytest.mark.parametrize("method", METHODS)
-async def test_every_method_is_forwarded(proxy: Running, upstream: EchoUpstream, method: str) -> None:
+async def test_every_allowed_method_is_forwarded(
+    upstream: EchoUpstream, start_bastion: StartBastion, method: str
+) -> None:
+    proxy = await start_bastion(make_config(upstream.url, protocol={"methods": METHODS}))
     data = b"payload" if method in ("POST", "PUT", "PATCH") else None
     async with aiohttp.ClientSession() as s, s.request(method, proxy.url + "/things/1?q=2", data=data) as r:
         assert r.status == 200

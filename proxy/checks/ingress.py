@@ -1,28 +1,52 @@
-"""Cheap, stateless request hygiene that runs before anything else reads the request:
-URI, header and body size caps, and the canonical path.
+"""Cheap, stateless request hygiene that runs before anything else reads the request: protocol
+version, method allow-list, framing that aiohttp's parser lets through, URI, header and body size
+caps, and the canonical path.
 
 Everything here is O(size of the request head) and allocation-light; the limits are resolved from
-config at construction.
+config at construction. What llhttp already refuses (CL+TE, duplicate Content-Length, obs-fold,
+bare LF, CR/NUL in values, bad chunk sizes, ...) never gets here: README "Framing" has the table.
 """
 
 from __future__ import annotations
 
 from proxy.canonical import PathError, canonical_path
-from proxy.config import Limits
+from proxy.config import Limits, Protocol
 from proxy.context import RequestContext
 from proxy.decision import Denial, Reason
+
+# Every method registered with IANA that we might see: outside the allow-list these get 405, any
+# other token 501 (RFC 9110 §15.6.2), so an allow-list typo is told apart from an unknown method.
+_KNOWN_METHODS = frozenset(
+    "GET HEAD POST PUT PATCH DELETE OPTIONS TRACE CONNECT PROPFIND PROPPATCH MKCOL COPY MOVE LOCK UNLOCK "
+    "SEARCH REPORT MKACTIVITY CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PURGE LINK UNLINK QUERY".split()
+)
+# SECURITY: methods whose body has no defined meaning: a body there is how a second request hides
+# from a front end that ignores it (CL.0 / GET smuggling).
+_NO_BODY = frozenset({"GET", "HEAD", "TRACE"})
+# Headers that make some upstream frameworks override the method: never from an untrusted client.
+METHOD_OVERRIDES = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
 
 
 class Ingress:
     name = "ingress"
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, protocol: Protocol | None = None) -> None:
+        protocol = protocol or Protocol()
+        self.methods = frozenset(protocol.methods)
+        self.strips = frozenset(h.lower() for h in METHOD_OVERRIDES)
         self.max_uri = limits.max_uri
         self.max_headers = limits.max_headers
         self.max_header_bytes = limits.max_header_bytes
         self.max_body = limits.max_body
 
     async def __call__(self, ctx: RequestContext) -> None:
+        if ctx.http_version not in ((1, 1), (1, 0)):  # llhttp lets HTTP/0.9 and "HTTP/2.0" lines through
+            raise Denial(505, Reason.BAD_REQUEST, detail=f"HTTP/{ctx.http_version[0]}.{ctx.http_version[1]}")
+        if ctx.method not in self.methods:
+            if ctx.method in _KNOWN_METHODS:
+                raise Denial(405, Reason.METHOD_NOT_ALLOWED, detail=ctx.method[:16])
+            raise Denial(501, Reason.METHOD_NOT_ALLOWED, detail="unknown method")
+        self._framing(ctx)
         target = ctx.raw_target
         if len(target) > self.max_uri:
             raise Denial(414, Reason.URI_TOO_LONG, detail=f"uri length {len(target)} > {self.max_uri}")
@@ -41,9 +65,22 @@ class Ingress:
             ctx.path = canonical_path(path)
         except PathError as exc:
             raise Denial(400, Reason.BAD_PATH, detail=str(exc)) from None
-        if "#" in query:  # SECURITY: a fragment is never sent by a real client; refuse the ambiguity
-            raise Denial(400, Reason.BAD_PATH, detail="fragment in request target")
         ctx.query = query
+
+    @staticmethod
+    def _framing(ctx: RequestContext) -> None:
+        te = ctx.headers.getall("Transfer-Encoding", ())
+        if te:
+            # SECURITY: RFC 9112 §6.1; only the exact, single coding is accepted: "gzip, chunked",
+            # "CHUNKED" and friends are how front and back ends are made to disagree on framing.
+            if ctx.http_version != (1, 1):
+                raise Denial(400, Reason.BAD_FRAMING, detail="Transfer-Encoding on HTTP/1.0")
+            if te != ["chunked"]:
+                raise Denial(400, Reason.BAD_FRAMING, detail="Transfer-Encoding other than exactly chunked")
+        if ctx.method in _NO_BODY and (ctx.chunked or ctx.content_length):
+            raise Denial(400, Reason.BAD_FRAMING, detail=f"{ctx.method} with a body")
+        if "#" in ctx.raw_target:  # SECURITY: a real client never sends a fragment; refuse the ambiguity
+            raise Denial(400, Reason.BAD_PATH, detail="fragment in request target")
 
     @staticmethod
     def _origin_form(path: str, ctx: RequestContext) -> str:
