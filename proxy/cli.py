@@ -183,11 +183,14 @@ def mint(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def parser_name() -> str:
-    """Which HTTP parser aiohttp uses: llhttp (C) unless extensions are missing or disabled."""
-    from aiohttp import http_parser
+def parser_name(cfg: Config) -> str:
+    from proxy.server import c_parser_active
 
-    return "llhttp (C)" if http_parser.HttpRequestParser.__module__.endswith("_http_parser") else "pure Python"
+    if c_parser_active():
+        return "llhttp (C)"
+    return "pure Python (allowed by protocol.allow_python_parser)" if cfg.protocol.allow_python_parser else (
+        "pure Python: REFUSED (Bastion will not start; set protocol.allow_python_parser to override)"
+    )
 
 
 def summary(path: str, cfg: Config, policy: Any = None, findings: Sequence[str] = ()) -> str:
@@ -203,7 +206,7 @@ def summary(path: str, cfg: Config, policy: Any = None, findings: Sequence[str] 
         f" {lim.max_header_bytes} B of headers",
         f"  proxies    trusted: {', '.join(map(str, cfg.trusted_proxies)) or 'none'} ({cfg.client_ip_header})",
         f"  shutdown   drain {cfg.shutdown.drain_delay:g}s, grace {cfg.shutdown.grace_period:g}s",
-        f"  parser     {parser_name()}",
+        f"  parser     {parser_name(cfg)}",
         "  state      in memory, per process: with --workers > 1 rate limits and revocations are not shared",
         f"  auth       {len(cfg.auth.issuers)} issuer(s): {', '.join(i.issuer for i in cfg.auth.issuers) or 'none'}",
         f"  rules      {len(policy.rules)} rule(s), mode {cfg.rules_mode}"

@@ -14,6 +14,7 @@ from proxy.app import Bastion
 from proxy.config import Config
 from proxy.logs import LogOutput, setup_logging
 from proxy.policy import PolicyError
+from proxy.server import c_parser_active
 
 log = logging.getLogger("bastion")
 
@@ -36,6 +37,11 @@ async def serve(
     """Serve until SIGTERM/SIGINT, then stop gracefully. Returns the exit code."""
     output = LogOutput()
     setup_logging(cfg.logging, output)
+    if not c_parser_active() and not cfg.protocol.allow_python_parser:
+        print("aiohttp's C parser (llhttp) is not available; refusing the pure-Python parser", file=sys.stderr)
+        log.error("refusing the pure-Python HTTP parser (protocol.allow_python_parser: false)")
+        output.close()
+        return 1
     try:
         bastion = Bastion(cfg, output, admin=admin, reuse_port=reuse_port, base=config_path.parent)
     except PolicyError as exc:

@@ -45,6 +45,14 @@ _ID_PREFIX = os.urandom(8).hex()
 _id_counter = itertools.count(1)
 
 
+def c_parser_active() -> bool:
+    """aiohttp uses llhttp (C) unless its extensions are missing or AIOHTTP_NO_EXTENSIONS is set;
+    the pure-Python fallback has had request-smuggling bugs, so Bastion refuses it by default."""
+    from aiohttp import http_parser
+
+    return http_parser.HttpRequestParser.__module__.endswith("_http_parser")
+
+
 def new_request_id() -> str:
     """Unique and unguessable without a syscall per request: a random per-process prefix and a counter."""
     return f"{_ID_PREFIX}{next(_id_counter):016x}"

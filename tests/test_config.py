@@ -159,3 +159,29 @@ def test_run_refuses_to_start_on_bad_config(tmp_path: Path) -> None:
 def test_version_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["version"]) == 0
     assert capsys.readouterr().out.startswith("bastion 0.")
+
+
+def test_pure_python_parser_is_refused_unless_allowed(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "c.yaml"
+    path.write_text("listen: {host: 127.0.0.1, port: 0}\nadmin: {host: 127.0.0.1, port: 0}\nrules: []\n")
+    env = {**os.environ, "AIOHTTP_NO_EXTENSIONS": "1"}
+    check = subprocess.run(
+        [sys.executable, "-m", "proxy", "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=env,
+    )
+    assert "pure Python: REFUSED" in check.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "proxy", "run", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=env,
+    )
+    assert run.returncode == 1 and "refusing the pure-Python parser" in run.stderr
