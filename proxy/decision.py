@@ -67,7 +67,7 @@ class Denial(Exception):
     The client sees status 413, title "Content Too Large" and the request id; `detail` is logged only.
     """
 
-    __slots__ = ("status", "reason", "title", "detail", "headers", "public")
+    __slots__ = ("status", "reason", "title", "detail", "headers", "public", "extra")
 
     def __init__(
         self,
@@ -78,6 +78,7 @@ class Denial(Exception):
         detail: str = "",
         headers: Mapping[str, str] | None = None,
         public: str | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(reason.value)
         self.status = status
@@ -88,6 +89,8 @@ class Denial(Exception):
         # the problem type the client sees; coarser than `reason` where the reason would help an
         # attacker (every token failure is "invalid-token")
         self.public = public
+        # RFC 9457 §3.2 extension members, safe to show (e.g. failing field paths, violated policies)
+        self.extra = dict(extra) if extra else None
 
     @property
     def type_uri(self) -> str:
@@ -95,4 +98,8 @@ class Denial(Exception):
 
     def problem(self, request_id: str) -> dict[str, object]:
         """The RFC 9457 body. Never includes `detail`: that is for the log."""
-        return {"type": self.type_uri, "title": self.title, "status": self.status, "request_id": request_id}
+        doc: dict[str, object] = {"type": self.type_uri, "title": self.title, "status": self.status}
+        if self.extra:
+            doc.update(self.extra)
+        doc["request_id"] = request_id
+        return doc
