@@ -22,6 +22,7 @@ from proxy.admin import Health, create_admin_app, start_admin
 from proxy.checks.authn import Authenticate
 from proxy.checks.ingress import Ingress
 from proxy.checks.rules import Authorize, RuleMatch
+from proxy.checks.validate import BodyLimit, Validate
 from proxy.config import Config, ConfigError, load_config
 from proxy.forwarder import Forwarder
 from proxy.jwt.cache import TokenCache
@@ -52,10 +53,12 @@ def build_pipeline(cfg: Config, holder: PolicyHolder | None, authn: Authenticate
     checks: list[Check] = [Ingress(cfg.limits, cfg.protocol)]
     if holder is not None:
         checks.append(RuleMatch(holder, shadow=shadow))
+    checks.append(BodyLimit())
     if authn is not None:
         checks.append(authn)
     if holder is not None:
         checks.append(Authorize(shadow=shadow))
+        checks.append(Validate())
     return Pipeline(checks)
 
 

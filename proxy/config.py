@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from proxy import yamlsource
+from proxy.config_hardening import Cors, Headers
 from proxy.units import Duration, Size
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -291,6 +292,11 @@ class Config(Model):
     rules: tuple[str, ...] = ("rules/*.yaml",)
     rules_mode: Literal["enforce", "shadow"] = "enforce"
     rules_watch: bool = True  # reload when a rule file changes (SIGHUP always reloads)
+    # Response hardening (proxy/config_hardening.py): security headers, CORS owned by Bastion when
+    # given, and upstream 5xx bodies replaced by a generic problem document (the status is kept).
+    headers: Headers = Headers()
+    cors: Cors | None = None
+    mask_upstream_errors: bool = False
 
     def cross_checks(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Rules that span sections, each with the key path to blame (pydantic would say "top level")."""

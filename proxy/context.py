@@ -38,6 +38,7 @@ class RequestContext:
     # exactly these bytes. `body_reader` is the server's; checks call `read_body()`.
     body: bytes | None = None
     body_reader: Callable[[int], Awaitable[bytes]] | None = None
+    parsed_body: Any = None  # proxy.body.Parsed, when validation parsed it (detectors reuse it)
     # Set by the rule match (the compiled rule that decides this request) and by authentication.
     rule: Any = None
     principal: Principal | None = None

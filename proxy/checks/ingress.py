@@ -55,9 +55,7 @@ class Ingress:
         size = ctx.header_bytes
         if size > self.max_header_bytes:
             raise Denial(431, Reason.HEADERS_TOO_LARGE, detail=f"header bytes {size} > {self.max_header_bytes}")
-        ctx.body_limit = self.max_body
-        if ctx.content_length is not None and ctx.content_length > self.max_body:
-            raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"content-length {ctx.content_length} > {self.max_body}")
+        ctx.body_limit = self.max_body  # a route may change it (checks/validate.py: BodyLimit)
         path, _, query = target.partition("?")
         if not path.startswith("/"):
             path = self._origin_form(path, ctx)

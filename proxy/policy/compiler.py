@@ -23,6 +23,7 @@ from proxy.policy.conditions import Condition, RoleGraph
 from proxy.policy.matcher import NO_RULE_DECISION, Match, Matcher, RequestLike
 from proxy.policy.model import MatchSpec, RegexPath, RuleFile, RuleSpec, TestSpec
 from proxy.policy.rule import PathPattern, Rule, parse_glob, regex_pattern
+from proxy.policy.validation import compile_validation
 from proxy.yamlsource import Document
 
 
@@ -131,7 +132,9 @@ def compile_documents(docs: Sequence[Document], *, strict: bool = True, errors: 
     for doc, rf in files:
         for i, spec in enumerate(rf.rules):
             patterns = _patterns(spec, doc, i, errors)
-            rules.append(Rule(spec, patterns, Condition(spec.allow, roles), doc, i))
+            rule = Rule(spec, patterns, Condition(spec.allow, roles), doc, i)
+            rule.validation = compile_validation(spec, doc, i, errors)
+            rules.append(rule)
     if errors:
         raise PolicyError(errors)
     tests = [TestCase(spec, doc, i) for doc, rf in files for i, spec in enumerate(rf.tests)]

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from proxy.config import CIDR
+from proxy.units import Size
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 _ROLE = r"^[^\s]{1,200}$"
@@ -159,12 +160,47 @@ AllowField = Annotated[
 ]
 
 
+class JsonLimitsSpec(Spec):
+    max_depth: int = Field(32, ge=1, le=512)
+    max_keys: int = Field(1000, ge=1)
+    max_array: int = Field(10_000, ge=1)
+    max_string: Size = 1024 * 1024
+
+
+class BodySpec(Spec):
+    """What a route accepts as a body (see rules/README.md "Bodies")."""
+
+    content_types: tuple[str, ...] | None = None  # media types; anything else is a 415
+    required: bool = False
+    max_size: Size | None = None  # overrides limits.max_body for this route
+    schema_: dict[str, Any] | str | None = Field(None, alias="schema")  # JSON Schema draft-07, inline or a file
+    json_limits: JsonLimitsSpec = JsonLimitsSpec()
+    max_fields: int = Field(1000, ge=1)  # form fields / multipart parts
+    max_part: Size = 10 * 1024 * 1024
+
+    @field_validator("content_types")
+    @classmethod
+    def _media(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None:
+            for mt in v:
+                if not re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+*-]+", mt):
+                    raise ValueError(f"invalid media type {mt!r} (lower-case type/subtype, no parameters)")
+        return v
+
+
+class QuerySpec(Spec):
+    schema_: dict[str, Any] | str | None = Field(None, alias="schema")
+    max_params: int = Field(100, ge=1)
+
+
 class RuleSpec(Spec):
     id: str = Field(pattern=_ID)
     match: MatchSpec
     allow: AllowField
     mode: Literal["enforce", "shadow"] = "enforce"
     description: str | None = None
+    body: BodySpec | None = None
+    query: QuerySpec | None = None
 
 
 class TestRequest(Spec):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from multidict import MultiMapping
 
@@ -104,6 +104,7 @@ class Rule:
         "allows_anonymous",
         "n_extras",
         "has_extras",
+        "validation",
     )
 
     def __init__(
@@ -125,6 +126,7 @@ class Rule:
         self.mode: Literal["enforce", "shadow"] = spec.mode
         # Authentication reads this: on an anonymous rule a missing or invalid token means "go on anonymous".
         self.allows_anonymous = condition.anonymous
+        self.validation: Any = None  # proxy.policy.validation.Validation, set by the compiler
         self.n_extras = (m.host is not None) + bool(m.headers_present) + bool(m.client_cidrs)
         self.has_extras = self.n_extras > 0
 
