@@ -138,3 +138,16 @@ async def test_logout_revokes_the_access_token(demo: Demo) -> None:
         async with s.get(url + "/tasks", headers=auth) as r:
             assert r.status == 401
         assert len(demo.seen) == before
+
+
+async def test_task_bodies_are_validated_by_the_sidecar(demo: Demo) -> None:
+    async with aiohttp.ClientSession() as s:
+        tokens = await demo.login(s, "alice")
+        auth = bearer(tokens["access_token"])
+        before = len(demo.seen)
+        async with s.post(demo.proxy.url + "/tasks", json={"title": "x", "createdBy": "admin"}, headers=auth) as r:
+            assert r.status == 422
+            assert (await r.json(content_type=None))["errors"][0]["field"] == "body"
+        async with s.post(demo.proxy.url + "/tasks", data="title=x", headers=auth) as r:
+            assert r.status == 415
+        assert len(demo.seen) == before  # neither reached the upstream
