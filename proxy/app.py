@@ -50,7 +50,7 @@ def build_pipeline(cfg: Config, holder: PolicyHolder | None, authn: Authenticate
     rate limits per client between the rule match and authentication, per identity after it,
     input validation after authorisation."""
     shadow = cfg.rules_mode == "shadow"
-    checks: list[Check] = [Ingress(cfg.limits, cfg.protocol)]
+    checks: list[Check] = [Ingress(cfg.limits, cfg.protocol, cfg.paths)]
     if holder is not None:
         checks.append(RuleMatch(holder, shadow=shadow))
     checks.append(BodyLimit())

@@ -11,8 +11,13 @@ The canonical form:
 - raw non-ASCII characters are percent-encoded as UTF-8;
 - repeated slashes are merged, then dot segments are removed (§5.2.4);
 - rejected: encoded `/` `\\` or NUL, raw `\\`, control characters, invalid or overlong UTF-8
-  (the strict decoder refuses overlong forms and surrogates), invalid `%` escapes, and dot segments
-  that would climb above the root.
+  (the strict decoder refuses overlong forms and surrogates), invalid `%` escapes, dot segments
+  that would climb above the root, and dot segments carrying `;` parameters (`/..;/admin`, which
+  Tomcat and Spring read as `..`).
+
+Two options (`paths:` in the config): `encoded_slash: keep` keeps `%2F`/`%5C` encoded inside a
+segment instead of refusing them (for APIs that put encoded slashes in ids), and
+`merge_slashes: false` keeps empty segments.
 
 >>> canonical_path("/a/%7euser//b/./c/../d%2d%c3%a9")
 '/a/~user/b/d-%C3%A9'
@@ -34,21 +39,22 @@ class PathError(ValueError):
     """A request path that has no single safe reading."""
 
 
-def canonical_path(path: str) -> str:
+def canonical_path(path: str, *, keep_encoded_slash: bool = False, merge_slashes: bool = True) -> str:
     if _FAST.fullmatch(path) and "//" not in path and "/." not in path:
         return path
     if not path.startswith("/"):
         raise PathError("path must start with '/'")
-    segments = [_canonical_segment(s) for s in path.split("/")[1:]]
-    # merge repeated slashes: drop empty segments, but keep a trailing one ("/a/" stays "/a/")
-    trailing = segments[-1] == "" if segments else False
-    segments = [s for s in segments if s != ""]
-    if trailing or not segments:
-        segments.append("")
+    segments = [_canonical_segment(s, keep_encoded_slash) for s in path.split("/")[1:]]
+    if merge_slashes:
+        # drop empty segments, but keep a trailing one ("/a/" stays "/a/")
+        trailing = segments[-1] == "" if segments else False
+        segments = [s for s in segments if s != ""]
+        if trailing or not segments:
+            segments.append("")
     return _remove_dot_segments(segments)
 
 
-def _canonical_segment(segment: str) -> str:
+def _canonical_segment(segment: str, keep_encoded_slash: bool = False) -> str:
     if "%" not in segment and segment.isascii():
         _check_raw(segment)
         return segment
@@ -62,7 +68,7 @@ def _canonical_segment(segment: str) -> str:
             if len(hexpart) != 2 or hexpart[0] not in _HEX or hexpart[1] not in _HEX:
                 raise PathError("invalid percent-encoding")
             byte = int(hexpart, 16)
-            if byte in _REJECTED_BYTES:
+            if byte in _REJECTED_BYTES and not (keep_encoded_slash and byte in (0x2F, 0x5C)):
                 raise PathError(_REJECTED_BYTES[byte])
             if byte < 0x20 or byte == 0x7F:
                 raise PathError("encoded control character")
@@ -100,6 +106,8 @@ def _remove_dot_segments(segments: list[str]) -> str:
     out: list[str] = []
     last = len(segments) - 1
     for i, seg in enumerate(segments):
+        if ";" in seg and seg.split(";", 1)[0] in (".", ".."):
+            raise PathError("dot segment with parameters")  # SECURITY: /..;/admin (Tomcat, Spring)
         if seg == ".":
             if i == last:
                 out.append("")

@@ -119,6 +119,13 @@ class Limits(Model):
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+class Paths(Model):
+    """Canonical-path options (README "The canonical path")."""
+
+    encoded_slash: Literal["reject", "keep"] = "reject"
+    merge_slashes: bool = True
+
+
 class Protocol(Model):
     """HTTP hygiene beyond the parser (see README "Framing")."""
 
@@ -282,6 +289,7 @@ class Config(Model):
     client_ip_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     limits: Limits = Limits()
     protocol: Protocol = Protocol()
+    paths: Paths = Paths()
     logging: Logging = Logging()
     shutdown: Shutdown = Shutdown()
     websocket: WebSocket = WebSocket()

@@ -62,7 +62,24 @@ REJECTED = [
     ("/%4", "invalid percent-encoding"),
     ("/%252e%252e", None),  # double-encoded: stays encoded, so it is not a dot segment (not rejected)
     ("relative", "path must start with '/'"),
+    ("/admin/..;/x", "dot segment with parameters"),
+    ("/..;/admin", "dot segment with parameters"),
+    ("/a/.;x=1/b", "dot segment with parameters"),
+    ("/a/%2e%2e;/b", "dot segment with parameters"),
 ]
+
+
+@pytest.mark.parametrize(
+    "raw, keep, merge, expected",
+    [
+        pytest.param("/files/a%2Fb", True, True, "/files/a%2Fb", id="keep-encoded-slash"),
+        pytest.param("/files/a%5cb", True, True, "/files/a%5Cb", id="keep-encoded-backslash"),
+        pytest.param("/a//b", False, False, "/a//b", id="no-merge"),
+        pytest.param("/a//../b", False, False, "/a/b", id="no-merge-dot-removal"),
+    ],
+)
+def test_path_options(raw: str, keep: bool, merge: bool, expected: str) -> None:
+    assert canonical_path(raw, keep_encoded_slash=keep, merge_slashes=merge) == expected
 
 
 @pytest.mark.parametrize("raw, reason", REJECTED, ids=[r for r, _ in REJECTED])

@@ -10,7 +10,7 @@ bare LF, CR/NUL in values, bad chunk sizes, ...) never gets here: README "Framin
 from __future__ import annotations
 
 from proxy.canonical import PathError, canonical_path
-from proxy.config import Limits, Protocol
+from proxy.config import Limits, Paths, Protocol
 from proxy.context import RequestContext
 from proxy.decision import Denial, Reason
 
@@ -30,8 +30,11 @@ METHOD_OVERRIDES = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Overrid
 class Ingress:
     name = "ingress"
 
-    def __init__(self, limits: Limits, protocol: Protocol | None = None) -> None:
+    def __init__(self, limits: Limits, protocol: Protocol | None = None, paths: Paths | None = None) -> None:
         protocol = protocol or Protocol()
+        paths = paths or Paths()
+        self.keep_encoded_slash = paths.encoded_slash == "keep"
+        self.merge_slashes = paths.merge_slashes
         self.methods = frozenset(protocol.methods)
         self.strips = frozenset(h.lower() for h in METHOD_OVERRIDES)
         self.max_uri = limits.max_uri
@@ -60,7 +63,9 @@ class Ingress:
         if not path.startswith("/"):
             path = self._origin_form(path, ctx)
         try:
-            ctx.path = canonical_path(path)
+            ctx.path = canonical_path(
+                path, keep_encoded_slash=self.keep_encoded_slash, merge_slashes=self.merge_slashes
+            )
         except PathError as exc:
             raise Denial(400, Reason.BAD_PATH, detail=str(exc)) from None
         ctx.query = query
