@@ -29,7 +29,8 @@ class Health:
     def __init__(self, upstream_probe: Probe, cache_for: float = 1.0) -> None:
         self.draining = False
         self.config_loaded = True
-        self.conditions: dict[str, Callable[[], bool]] = {}  # e.g. "jwks:<url>" -> keys present
+        # name -> condition: False fails readiness; a string is a truthy detail ("degraded: ...")
+        self.conditions: dict[str, Callable[[], bool | str]] = {}
         self._probe = upstream_probe
         self._cache_for = cache_for
         self._last: tuple[float, bool] = (0.0, False)
@@ -72,7 +73,17 @@ def _problem(status: int, title: str) -> web.Response:
 def create_admin_app(
     health: Health, revocations: RevocationStore | None = None, admin_token: str | None = None
 ) -> web.Application:
-    app = web.Application()
+    @web.middleware
+    async def problems_only(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        # aiohttp's own 404/405 would carry `Server: Python/… aiohttp/…` and a text body
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            return _problem(exc.status, exc.reason)
+
+    app = web.Application(middlewares=[problems_only])
 
     async def healthz(_: web.Request) -> web.Response:
         return _json(200, {"status": "alive"})

@@ -20,10 +20,16 @@ from aiohttp import web
 
 from proxy.admin import Health, create_admin_app, start_admin
 from proxy.checks.authn import Authenticate
+from proxy.checks.cors import Cors
 from proxy.checks.ingress import Ingress
+from proxy.checks.login import LoginGuard
+from proxy.checks.ratelimit import ClientLimits, IdentityLimits
+from proxy.checks.response_headers import ResponseHeaders
 from proxy.checks.rules import Authorize, RuleMatch
 from proxy.checks.validate import BodyLimit, Validate
 from proxy.config import Config, ConfigError, load_config
+from proxy.connection import BastionServer
+from proxy.cors import compile_cors
 from proxy.forwarder import Forwarder
 from proxy.jwt.cache import TokenCache
 from proxy.jwt.jwks import JwksKeys
@@ -32,8 +38,10 @@ from proxy.logs import LogOutput
 from proxy.pipeline import Check, Pipeline
 from proxy.policy import PolicyHolder
 from proxy.policy.reload import RuleReloader, load_policy
-from proxy.revocation import MemoryRevocations, RevocationStore
-from proxy.server import BastionServer, ProxyHandler
+from proxy.ratelimit.setup import SharedState
+from proxy.revocation import RevocationStore
+from proxy.security_headers import HeaderPolicy
+from proxy.server import ProxyHandler
 
 log = logging.getLogger("bastion")
 
@@ -45,17 +53,34 @@ _PARSER_HEADROOM = 1024
 _JWKS_MAX_BYTES = 1024 * 1024
 
 
-def build_pipeline(cfg: Config, holder: PolicyHolder | None, authn: Authenticate | None) -> Pipeline:
+def build_pipeline(
+    cfg: Config, holder: PolicyHolder | None, authn: Authenticate | None, state: SharedState | None = None
+) -> Pipeline:
     """The check order (see README "What happens to a request"); later stages slot in here:
     rate limits per client between the rule match and authentication, per identity after it,
     input validation after authorisation."""
     shadow = cfg.rules_mode == "shadow"
-    checks: list[Check] = [Ingress(cfg.limits, cfg.protocol, cfg.paths)]
+    # Security headers first: a hook only, and running first lets the CORS and rate-limit fields of
+    # later hooks sit on top of its defaults. CORS before RuleMatch: it answers preflights by
+    # matching the rule of the method they ask about (see proxy/checks/cors.py).
+    checks: list[Check] = [ResponseHeaders(HeaderPolicy(cfg.headers)), Ingress(cfg.limits, cfg.protocol, cfg.paths)]
+    if cfg.cors is not None or holder is not None:
+        checks.append(Cors(compile_cors(cfg.cors), holder))
     if holder is not None:
         checks.append(RuleMatch(holder, shadow=shadow))
     checks.append(BodyLimit())
+    # Rate limits per client before authentication (a flood is cut off before any signature check),
+    # login brute-force protection, then per identity right after it (proxy/checks/ratelimit.py).
+    limits = state if state is not None and (holder is not None or state.defaults) else None
+    always = cfg.rate_limits.headers == "always"
+    if limits is not None:
+        checks.append(ClientLimits(limits.limiter, limits.defaults, limits.values, always))
+        if holder is not None:
+            checks.append(LoginGuard(limits.limiter, cfg.rate_limits.login, limits.values))
     if authn is not None:
         checks.append(authn)
+        if limits is not None:
+            checks.append(IdentityLimits(limits.limiter, limits.defaults, limits.values, always))
     if holder is not None:
         checks.append(Authorize(shadow=shadow))
         checks.append(Validate())
@@ -109,9 +134,9 @@ class Bastion:
         self.forwarder = Forwarder(cfg.upstream)
         self.fetcher = JwksFetcher()
         grace = max((i.leeway for i in cfg.auth.issuers), default=0.0) + 1.0
-        self.revocations: RevocationStore | None = (
-            MemoryRevocations(grace=grace) if cfg.auth.revocation.enabled else None
-        )
+        # rate-limit buckets, login lockouts and revocations: in memory, or shared in Redis (`store:`)
+        self.state = SharedState(cfg, revocation_grace=grace)
+        self.revocations: RevocationStore | None = self.state.revocations if cfg.auth.revocation.enabled else None
         self.jwks: list[JwksKeys] = []
         authn = None
         if cfg.auth.issuers:
@@ -119,7 +144,7 @@ class Bastion:
             self.token_cache = TokenCache(cfg.auth.cache.size, cfg.auth.cache.ttl)
             authn = Authenticate(cfg.auth, verifier, self.token_cache, self.revocations)
         self.authn = authn
-        self.pipeline = build_pipeline(cfg, self.holder, authn)
+        self.pipeline = build_pipeline(cfg, self.holder, authn, self.state)
         self.handler = ProxyHandler(cfg, self.pipeline, self.forwarder, output)
         self.health = Health(self.forwarder.reachable)
         self.health.subject_ttl = cfg.auth.revocation.subject_ttl
@@ -127,6 +152,9 @@ class Bastion:
             self.health.conditions[f"jwks {keys.url}"] = lambda k=keys: k.ready
         if self.reloader is not None:
             self.health.extra["rules"] = self.reloader.status
+        if self.state.redis is not None:  # fail_open: 200 with a `degraded` detail; fail_closed: 503
+            self.health.conditions["store"] = self.state.ready
+        self.health.extra["store"] = self.state.stats
         self._runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
         self.port = 0
@@ -135,6 +163,7 @@ class Bastion:
     async def start(self) -> None:
         cfg = self.cfg
         await self.forwarder.start()
+        await self.state.start()  # Redis down at start: the circuit starts open, on_failure applies
         for keys in self.jwks:  # prefetch; a failure leaves /readyz not ready until a retry succeeds
             await keys.start()
         limits = cfg.limits
@@ -187,6 +216,7 @@ class Bastion:
             await self._runner.cleanup()
             self._runner = None
         await self.forwarder.close()
+        await self.state.close()
         for keys in self.jwks:
             await keys.stop()
         await self.fetcher.close()

@@ -184,7 +184,7 @@ def mint(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def parser_name(cfg: Config) -> str:
-    from proxy.server import c_parser_active
+    from proxy.connection import c_parser_active
 
     if c_parser_active():
         return "llhttp (C)"
@@ -194,6 +194,8 @@ def parser_name(cfg: Config) -> str:
 
 
 def summary(path: str, cfg: Config, policy: Any = None, findings: Sequence[str] = ()) -> str:
+    from proxy.ratelimit.setup import describe as describe_store  # imports redis: only when asked
+
     up, lim = cfg.upstream, cfg.limits
     scheme = "https" if cfg.listen.tls else "http"
     lines = [
@@ -207,7 +209,7 @@ def summary(path: str, cfg: Config, policy: Any = None, findings: Sequence[str] 
         f"  proxies    trusted: {', '.join(map(str, cfg.trusted_proxies)) or 'none'} ({cfg.client_ip_header})",
         f"  shutdown   drain {cfg.shutdown.drain_delay:g}s, grace {cfg.shutdown.grace_period:g}s",
         f"  parser     {parser_name(cfg)}",
-        "  state      in memory, per process: with --workers > 1 rate limits and revocations are not shared",
+        f"  state      {describe_store(cfg.store)}",
         f"  auth       {len(cfg.auth.issuers)} issuer(s): {', '.join(i.issuer for i in cfg.auth.issuers) or 'none'}",
         f"  rules      {len(policy.rules)} rule(s), mode {cfg.rules_mode}"
         if policy is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,7 +27,7 @@ from pydantic import (
 
 from proxy import yamlsource
 from proxy.config_hardening import Cors, Headers
-from proxy.units import Duration, Size
+from proxy.units import Duration, Size, parse_duration
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
@@ -281,6 +282,123 @@ class Auth(Model):
         return self
 
 
+_RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0}
+_RATE_UNITS |= {"hour": 3600.0, "d": 86400.0, "day": 86400.0}
+_LIMIT_KEY = re.compile(r"^(ip|sub|route|header:[A-Za-z0-9][A-Za-z0-9-]{0,63})$")
+_LIMIT_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def parse_rate(value: Any) -> tuple[int, float]:
+    """`100/s`, `5/minute`, `20/10s`, `1000/hours` → (count, period in seconds)."""
+    count, sep, per = str(value).strip().partition("/")
+    per = per.strip().lower()
+    unit = per if per in _RATE_UNITS else per[:-1] if per.endswith("s") and per[:-1] in _RATE_UNITS else None
+    try:
+        period = _RATE_UNITS[unit] if unit else parse_duration(per)
+        n = int(count.strip())
+    except (ValueError, KeyError):
+        raise ValueError(f"invalid rate {value!r} (use e.g. 100/s, 5/minute, 20/10s)") from None
+    if not sep or n < 1 or not 0.001 <= period <= 86400:
+        raise ValueError(f"invalid rate {value!r}: a count of at least 1 per 1ms..1d")
+    return n, period
+
+
+def _limit_keys(value: Any) -> Any:
+    keys = [value] if isinstance(value, str) else value
+    if isinstance(keys, list | tuple):
+        for k in keys:
+            if not isinstance(k, str) or not _LIMIT_KEY.match(k):
+                raise ValueError(f"invalid key {k!r} (use ip, sub, route, header:<Name>, or a list of them)")
+        keys = [k.lower() for k in keys]
+        if not keys or len(set(keys)) != len(keys):
+            raise ValueError("key needs at least one part, each at most once")
+    return keys
+
+
+class LimitSpec(Model):
+    """One rate limit (GCRA): `{key: ip, rate: 100/s, burst: 200}`; a list key is a composite key.
+
+    `burst` (default: the rate's count) is how many requests may arrive at once; `name` is the
+    policy name clients see in `RateLimit-Policy` (default: the key parts joined by `-`)."""
+
+    key: Annotated[tuple[str, ...], BeforeValidator(_limit_keys)]
+    rate: Annotated[tuple[int, float], BeforeValidator(parse_rate)]
+    burst: int | None = Field(None, ge=1)
+    name: str | None = Field(None, pattern=_LIMIT_NAME)
+
+    @model_validator(mode="after")
+    def _exact(self) -> LimitSpec:
+        # the GCRA works in integer µs scaled by the count; it must stay exact in a Lua double
+        if (self.burst or self.rate[0]) * round(self.rate[1] * 1e6) > 2**52:
+            raise ValueError("burst × period is too large (at most 2^52 µs; e.g. burst 50000 per day)")
+        return self
+
+    @property
+    def policy_name(self) -> str:
+        return self.name or "-".join(k.removeprefix("header:") for k in self.key)
+
+
+def unique_limit_names(specs: tuple[LimitSpec, ...]) -> tuple[LimitSpec, ...]:
+    names = [s.policy_name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policy names must be unique (got {names}); give each limit a `name`")
+    return specs
+
+
+class LoginLimits(Model):
+    """Brute-force protection on rules marked `login`: failures counted per ip and per username."""
+
+    max_failures: int = Field(5, ge=1)  # per submitted username
+    ip_max_failures: int = Field(20, ge=1)  # per client address
+    window: Duration = 900.0  # failures are forgotten this long after the last attempt
+    lockout: Duration = 60.0  # the first lockout; each further one doubles
+    max_lockout: Duration = 3600.0
+    failure_status: tuple[int, ...] = (401,)  # answers (Bastion's or the upstream's) that count as a failure
+    max_body: Size = 16 * 1024  # a login body is read (bounded) to find the username
+
+
+class RateLimits(Model):
+    default: Annotated[tuple[LimitSpec, ...], AfterValidator(unique_limit_names)] = ()
+    headers: Literal["on_limit", "always"] = "on_limit"  # RateLimit fields on 429 only, or on every answer
+    ipv6_prefix: int = Field(64, ge=32, le=128)  # `ip` keys an IPv6 client by its /64: one host owns a whole /64
+    login: LoginLimits = LoginLimits()
+
+
+class RedisStore(Model):
+    url: str = "redis://127.0.0.1:6379/0"  # redis://, rediss:// or unix://; ${VAR} for a password
+    timeout: Duration = 0.05  # per call: connect, send and answer; past it on_failure applies
+    key_prefix: str = Field("bastion:", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
+    pool_size: int = Field(8, ge=1, le=256)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"invalid redis url {v!r} (use redis://host:port/db, rediss:// or unix:///path)")
+        return v
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if not 0 < v <= 10:
+            raise ValueError("timeout must be above 0 and at most 10s")
+        return v
+
+
+class Breaker(Model):
+    failures: int = Field(3, ge=1)  # consecutive failed calls that open the circuit
+    retry_every: Duration = 1.0  # while open, one background probe this often; requests never wait
+
+
+class Store(Model):
+    """Shared state: rate-limit buckets, login lockouts and the revocation deny-list."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis: RedisStore = RedisStore()
+    on_failure: Literal["fail_open", "fail_closed"] = "fail_open"
+    breaker: Breaker = Breaker()
+
+
 class Config(Model):
     listen: Listen = Listen()
     admin: Admin = Admin()
@@ -300,6 +418,8 @@ class Config(Model):
     rules: tuple[str, ...] = ("rules/*.yaml",)
     rules_mode: Literal["enforce", "shadow"] = "enforce"
     rules_watch: bool = True  # reload when a rule file changes (SIGHUP always reloads)
+    store: Store = Store()
+    rate_limits: RateLimits = RateLimits()
     # Response hardening (proxy/config_hardening.py): security headers, CORS owned by Bastion when
     # given, and upstream 5xx bodies replaced by a generic problem document (the status is kept).
     headers: Headers = Headers()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from proxy.units import Duration
 
@@ -178,13 +178,15 @@ class Cors(Model):
                 raise ValueError(f"invalid header name {h!r}")
         return v
 
-    @model_validator(mode="after")
-    def _credentials(self) -> Cors:
-        if not self.allow_credentials:
-            return self
+    @field_validator("allow_credentials")
+    @classmethod
+    def _credentials(cls, v: bool, info: ValidationInfo) -> bool:
+        # A field validator (declared after the lists, so they are in `info.data`) rather than a model
+        # validator, so that the error names cors.allow_credentials and its line.
         # SECURITY: Fetch standard §3.2.5: with credentials `*` is never a wildcard; Bastion refuses
         # it rather than reflect any origin (which would hand every site the user's session)
-        for key in ("allow_origins", "allow_methods", "allow_headers", "expose_headers"):
-            if "*" in getattr(self, key):
-                raise ValueError(f"allow_credentials cannot be combined with {key}: ['*']; list the values")
-        return self
+        if v:
+            for key in ("allow_origins", "allow_methods", "allow_headers", "expose_headers"):
+                if "*" in info.data.get(key, ()):
+                    raise ValueError(f"cannot be combined with {key}: ['*'] (list the values)")
+        return v

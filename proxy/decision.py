@@ -56,6 +56,13 @@ class Reason(StrEnum):
     JWKS_UNAVAILABLE = "jwks_unavailable"
     CSRF = "csrf_origin_mismatch"
     SHUTTING_DOWN = "shutting_down"
+    # response hardening
+    CORS_REFUSED = "cors_refused"  # a preflight from an origin, or for a method or header, the policy refuses
+    UPSTREAM_ERROR = "upstream_error"  # an upstream 5xx whose body `mask_upstream_errors` replaced
+    # rate limits and login brute-force protection
+    RATE_LIMITED = "rate_limited"
+    LOGIN_LOCKED = "login_locked"
+    STORE_UNAVAILABLE = "store_unavailable"  # the shared store is down and `store.on_failure` is fail_closed
 
 
 # Stable problem `type` URIs: relative references, which RFC 9457 §3.1.1 allows; they name the
@@ -97,6 +104,8 @@ class Denial(Exception):
 
     @property
     def type_uri(self) -> str:
+        if self.public is not None and "://" in self.public:  # a registered type, e.g. IANA http-problem-types
+            return self.public
         return PROBLEM_BASE + (self.public or self.reason.value.replace("_", "-"))
 
     def problem(self, request_id: str) -> dict[str, object]:
@@ -106,3 +115,21 @@ class Denial(Exception):
             doc.update(self.extra)
         doc["request_id"] = request_id
         return doc
+
+
+class Reply(Exception):
+    """A request Bastion answers itself with no body that is not a refusal: a CORS preflight.
+
+    Raised by a check like a Denial and rendered next to it in `server.py`, so the response hooks
+    (security headers, CORS origin fields) still run on it. Not a Denial: it is logged and counted
+    as an answer, not a deny.
+
+    >>> Reply(204, {"Access-Control-Allow-Methods": "GET, POST", "Access-Control-Max-Age": "600"})
+    """
+
+    __slots__ = ("status", "headers")
+
+    def __init__(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.headers = dict(headers) if headers else {}

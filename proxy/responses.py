@@ -12,7 +12,8 @@ import orjson
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from proxy.decision import Denial
+from proxy.decision import Denial, Reply
+from proxy.security_headers import Plan
 
 
 class ProxyResponse(web.StreamResponse):
@@ -36,11 +37,28 @@ class ProxyWebSocketResponse(web.WebSocketResponse):
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem_response(denial: Denial, request_id: str, request_id_header: str) -> PlainResponse:
-    """The one rendering of a denial to HTTP (RFC 9457)."""
+def problem_response(
+    denial: Denial, request_id: str, request_id_header: str, security: Plan | None = None
+) -> PlainResponse:
+    """The one rendering of a denial to HTTP (RFC 9457).
+
+    `security` is given where no response hook will run (errors aiohttp's parser finds before any
+    handler): the global security-header plan. Elsewhere the `response_headers` hook applies the
+    plan of the request (its scheme, principal and rule), with the same `Plan.apply`. Errors are
+    never cached, whatever the profile says.
+    """
     headers: CIMultiDict[str] = CIMultiDict(denial.headers)
     headers[hdrs.CONTENT_TYPE] = PROBLEM_JSON
     headers[request_id_header] = request_id
     headers[hdrs.CACHE_CONTROL] = "no-store"
     headers["X-Content-Type-Options"] = "nosniff"
+    if security is not None:
+        security.apply(headers)
     return PlainResponse(status=denial.status, body=orjson.dumps(denial.problem(request_id)), headers=headers)
+
+
+def reply_response(reply: Reply, request_id: str, request_id_header: str) -> PlainResponse:
+    """A check's bodiless answer (a CORS preflight); the response hooks add the rest."""
+    headers: CIMultiDict[str] = CIMultiDict(reply.headers)
+    headers[request_id_header] = request_id
+    return PlainResponse(status=reply.status, headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -12,9 +13,9 @@ from typing import Any
 
 from proxy.app import Bastion
 from proxy.config import Config
+from proxy.connection import c_parser_active
 from proxy.logs import LogOutput, setup_logging
 from proxy.policy import PolicyError
-from proxy.server import c_parser_active
 
 log = logging.getLogger("bastion")
 
@@ -59,6 +60,10 @@ async def serve(
         await bastion.shutdown(drain=False)
         output.close()
         return 1
+    # Everything built so far (config, compiled rules, keys, modules) lives as long as the process:
+    # move it out of the collector's way so full collections only walk per-request garbage.
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,57 +11,34 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
-from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from multidict import CIMultiDict
 
 from proxy.config import Config
 from proxy.context import RequestContext
-from proxy.decision import Denial, Reason
+from proxy.decision import Denial, Reason, Reply
 from proxy.forwarded import SPOOFABLE, ForwardedPolicy
 from proxy.forwarder import Forwarder
 from proxy.headers import HOP_BY_HOP, copy_end_to_end
 from proxy.logs import LogOutput, access_record, cap
 from proxy.pipeline import Pipeline
-from proxy.responses import ProxyResponse, problem_response
+from proxy.requestid import request_id_from
+from proxy.responses import ProxyResponse, problem_response, reply_response
+from proxy.security_headers import HeaderPolicy
 from proxy.websocket import relay
 
 log = logging.getLogger("bastion.server")
 
-# SECURITY: a request id is echoed into logs and headers, so only short, plain tokens are kept.
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
 
-_ID_PREFIX = os.urandom(8).hex()
-_id_counter = itertools.count(1)
 
-
-def c_parser_active() -> bool:
-    """aiohttp uses llhttp (C) unless its extensions are missing or AIOHTTP_NO_EXTENSIONS is set;
-    the pure-Python fallback has had request-smuggling bugs, so Bastion refuses it by default."""
-    from aiohttp import http_parser
-
-    return http_parser.HttpRequestParser.__module__.endswith("_http_parser")
-
-
-def new_request_id() -> str:
-    """Unique and unguessable without a syscall per request: a random per-process prefix and a counter."""
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
-
-
-def request_id_from(value: str | None) -> str:
-    if value and _SAFE_ID.fullmatch(value):
-        return value
-    return new_request_id()
 
 
 _COALESCE_BYTES = 16 * 1024
@@ -112,6 +89,13 @@ class ProxyHandler:
         if cfg.upstream.host_header == "rewrite":
             drop.add("host")
         self.drop = frozenset(drop) | HOP_BY_HOP
+        # Upstream response headers that checks own or that leak (the OWASP remove list, the upstream's
+        # CORS fields when Bastion owns CORS): dropped in the one copy of the upstream's headers.
+        strips = (n for hook in pipeline.response_hooks for n in getattr(hook, "response_strips", ()))
+        self.response_drop = HOP_BY_HOP | frozenset(strips)
+        # Parser-generated errors have no request context: the global plan for the listener's scheme.
+        self.parser_plan = HeaderPolicy(cfg.headers).plan(https=self.scheme == "https", authenticated=False)
+        self.mask_errors = cfg.mask_upstream_errors
         self.inflight = 0
 
     async def __call__(self, request: BaseRequest) -> web.StreamResponse:
@@ -157,6 +141,11 @@ class ProxyHandler:
                     # an unread request body: close rather than drain an attacker's upload
                     resp.force_close()
                 return resp
+            except Reply as reply:
+                resp = self._reply(ctx, reply, state)
+                if ctx.content_length or ctx.chunked:
+                    resp.force_close()
+                return resp
             except (ConnectionError, asyncio.CancelledError):
                 state.status = state.status or 499  # client went away (nginx's code)
                 raise
@@ -189,7 +178,37 @@ class ProxyHandler:
             ctx.log["bastion.detail"] = cap(denial.detail, 512)
         resp = problem_response(denial, ctx.request_id, self.rid_header)
         self.pipeline.on_response(ctx, denial.status, resp.headers)  # type: ignore[arg-type]
+        # a rule's `set: {Cache-Control: public…}` is for the upstream's answers: a shared cache must
+        # never keep Bastion's 401/404/429 and serve it to others
+        resp.headers[hdrs.CACHE_CONTROL] = "no-store"
         return resp
+
+    def _reply(self, ctx: RequestContext, reply: Reply, state: _Outcome) -> web.StreamResponse:
+        """A check's own answer that is no refusal (a CORS preflight): rendered once, hooks run on it."""
+        state.status = reply.status
+        ctx.log["bastion.decision"] = "reply"
+        resp = reply_response(reply, ctx.request_id, self.rid_header)
+        self.pipeline.on_response(ctx, reply.status, resp.headers)  # type: ignore[arg-type]
+        return resp
+
+    def _masked(self, ctx: RequestContext, up: aiohttp.ClientResponse, state: _Outcome) -> web.StreamResponse:
+        """`mask_upstream_errors`: an upstream 5xx body (a stack trace, a framework's debug page) never
+        reaches the client. The status does, in a generic problem document; the log says it was masked."""
+        status = up.status
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Upstream Error"
+        retry = up.headers.get(hdrs.RETRY_AFTER)
+        ctx.log["bastion.upstream_status"] = status
+        denial = Denial(
+            status,
+            Reason.UPSTREAM_ERROR,
+            title=title,
+            detail=f"upstream answered {status}; body masked",
+            headers={hdrs.RETRY_AFTER: retry} if retry else None,
+        )
+        return self._deny(ctx, denial, state)
 
     def _reader(
         self, request: BaseRequest, ctx: RequestContext, state: _Outcome
@@ -262,7 +281,9 @@ class ProxyHandler:
                 state.bytes_in = limited.count
         try:
             state.upstream_ms = (time.monotonic() - t0) * 1000
-            resp_headers = copy_end_to_end(up.headers)
+            if self.mask_errors and up.status >= 500:
+                return self._masked(ctx, up, state)
+            resp_headers = copy_end_to_end(up.headers, self.response_drop)
             resp_headers[self.rid_header] = ctx.request_id
             self.pipeline.on_response(ctx, up.status, resp_headers)
             resp = ProxyResponse(status=up.status, headers=resp_headers)
@@ -310,73 +331,3 @@ class _Outcome:
         self.bytes_in = 0
         self.bytes_out = 0
         self.upstream_ms: float | None = None
-
-
-class BastionRequestHandler(RequestHandler):
-    """aiohttp's connection handler with Bastion's rendering of errors the parser finds."""
-
-    def handle_error(
-        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
-    ) -> web.StreamResponse:
-        if request.writer.output_size > 0:
-            raise ConnectionError("response already started")
-        manager: BastionServer = self._manager  # type: ignore[assignment]
-        denial = _denial_for(status, exc, manager.line_limit)
-        if denial.status >= 500:
-            self.log_exception("error handling request", exc_info=exc)
-        rid = new_request_id()
-        manager.on_parser_error(rid, request, denial)
-        resp = problem_response(denial, rid, manager.rid_header)
-        resp.force_close()
-        return resp
-
-
-def _denial_for(status: int, exc: BaseException | None, line_limit: int) -> Denial:
-    if isinstance(exc, LineTooLong):
-        # aiohttp's limits sit above ours, so this is a grossly oversized line; the limit it names
-        # tells the request line (414) from a header line (431)
-        if len(exc.args) > 1 and exc.args[1] == line_limit:
-            return Denial(414, Reason.URI_TOO_LONG, detail="parser: request line too long")
-        return Denial(431, Reason.HEADERS_TOO_LARGE, detail="parser: header line too long")
-    if isinstance(exc, BadHttpMethod):  # a method token llhttp does not know: RFC 9110 §15.6.2
-        return Denial(501, Reason.METHOD_NOT_ALLOWED, detail="parser: unknown method")
-    if isinstance(exc, BadHttpMessage):
-        text = str(exc).lower()
-        if "too many headers" in text:
-            return Denial(431, Reason.HEADERS_TOO_LARGE, detail="parser: too many headers")
-        return Denial(400, Reason.BAD_REQUEST, detail=f"parser: {type(exc).__name__}")
-    if status == 504:
-        return Denial(504, Reason.UPSTREAM_TIMEOUT)
-    if 400 <= status < 500:
-        return Denial(status, Reason.BAD_REQUEST, detail=f"parser: {type(exc).__name__ if exc else status}")
-    return Denial(500, Reason.INTERNAL, detail=type(exc).__name__ if exc else "")
-
-
-class BastionServer(web.Server):
-    def __init__(self, handler: ProxyHandler, **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)  # type: ignore[arg-type]
-        self.line_limit = int(kwargs.get("max_line_size", 8190))
-        self.proxy = handler
-        self.rid_header = handler.rid_header
-
-    def __call__(self) -> RequestHandler:
-        return BastionRequestHandler(self, loop=self._loop, **self._kwargs)
-
-    def on_parser_error(self, request_id: str, request: BaseRequest, denial: Denial) -> None:
-        if not self.proxy.access_log:
-            return
-        self.proxy.output.emit(
-            access_record(
-                request_id=request_id,
-                client_ip=request.remote or "",
-                method="-",
-                path="-",
-                status=denial.status,
-                bytes_in=0,
-                bytes_out=0,
-                started=time.monotonic(),
-                upstream_ms=None,
-                user_agent=None,
-                extra={"bastion.reason": denial.reason.value, "bastion.detail": denial.detail},
-            )
-        )

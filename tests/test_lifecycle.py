@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from tests.conftest import EchoUpstream, Process, free_port, wait_http, write_config
+from tests.conftest import EchoUpstream, Process, Running, free_port, wait_http, write_config
 
 
 async def _wait_exit(proc: Process, timeout: float = 15.0) -> int:
@@ -102,3 +102,12 @@ async def test_workers_share_the_port_and_a_killed_worker_is_replaced(
     proc.proc.send_signal(signal.SIGTERM)
     assert await _wait_exit(proc, 20) == 0
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in after)
+
+
+async def test_admin_listener_never_announces_a_server(proxy: Running) -> None:
+    async with aiohttp.ClientSession() as s:
+        for path, status in (("/healthz", 200), ("/nope", 404), ("/revocations", 405)):
+            async with s.get(proxy.bastion.admin_url + path) as r:
+                assert r.status == status and "Server" not in r.headers
+                if status >= 400:
+                    assert r.headers["Content-Type"] == "application/problem+json"

@@ -17,9 +17,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
-from proxy.config import CIDR
+from proxy.config import CIDR, LimitSpec, unique_limit_names
+from proxy.config_hardening import Cors, HeaderOverrides
 from proxy.units import Size
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
@@ -193,6 +204,17 @@ class QuerySpec(Spec):
     max_params: int = Field(100, ge=1)
 
 
+def _login(v: Any) -> Any:
+    # `login: true` takes the default field; `login: false` is the same as leaving the key out
+    return {} if v is True else None if v is False else v
+
+
+class LoginSpec(Spec):
+    """`login: true` or `login: {username_field: email}`: brute-force protection (config `rate_limits.login`)."""
+
+    username_field: str = Field("username", pattern=r"^[^\s]{1,64}$")
+
+
 class RuleSpec(Spec):
     id: str = Field(pattern=_ID)
     match: MatchSpec
@@ -201,6 +223,11 @@ class RuleSpec(Spec):
     description: str | None = None
     body: BodySpec | None = None
     query: QuerySpec | None = None
+    headers: HeaderOverrides | None = None  # response headers: set / if_absent / append / remove
+    cors: Cors | None = None  # replaces the global `cors:` for this rule
+    # rate limits of this rule, added to the global `rate_limits.default`; shown as `<rule id>.<name>`
+    rate_limit: Annotated[tuple[LimitSpec, ...], AfterValidator(unique_limit_names)] | None = None
+    login: Annotated[LoginSpec | None, BeforeValidator(_login)] = None  # count failed logins, lock out
 
 
 class TestRequest(Spec):

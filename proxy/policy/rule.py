@@ -18,9 +18,12 @@ from typing import Any, Literal, Protocol
 from multidict import MultiMapping
 
 from proxy.config import IPNetwork
+from proxy.cors import CorsPolicy, compile_cors
 from proxy.identity import Principal
 from proxy.policy.conditions import Decision
-from proxy.policy.model import RuleSpec
+from proxy.policy.model import LoginSpec, RuleSpec
+from proxy.ratelimit.base import Policy, compile_limits
+from proxy.security_headers import Plan, rule_plan
 from proxy.yamlsource import Document, format_loc
 
 LITERAL, PARAM, REST = 0, 1, 2
@@ -105,6 +108,10 @@ class Rule:
         "n_extras",
         "has_extras",
         "validation",
+        "headers",
+        "cors",
+        "rate_limits",
+        "login",
     )
 
     def __init__(
@@ -127,6 +134,12 @@ class Rule:
         # Authentication reads this: on an anonymous rule a missing or invalid token means "go on anonymous".
         self.allows_anonymous = condition.anonymous
         self.validation: Any = None  # proxy.policy.validation.Validation, set by the compiler
+        # response hardening, compiled here at load: the per-request path only applies them
+        self.headers: Plan | None = rule_plan(spec.headers)
+        self.cors: CorsPolicy | None = compile_cors(spec.cors)
+        # rate limits and login protection (proxy/checks/ratelimit.py, proxy/checks/login.py)
+        self.rate_limits: tuple[Policy, ...] = compile_limits(spec.rate_limit or (), scope=spec.id)
+        self.login: LoginSpec | None = spec.login
         self.n_extras = (m.host is not None) + bool(m.headers_present) + bool(m.client_cidrs)
         self.has_extras = self.n_extras > 0
 

@@ -1,0 +1,104 @@
+"""Connection-level aiohttp glue: errors found by the HTTP parser, before any handler runs.
+
+aiohttp answers a malformed request (CL with TE, a bad header line, an oversized line) from its
+`RequestHandler.handle_error` with a plain-text 400 that carries `Server: Python/… aiohttp/…`
+and echoes the input. We subclass the handler (through a `web.Server` subclass, the only way in;
+a private hook, so aiohttp is pinned to 3.14.x and raw-socket tests cover it) to render those as
+Bastion's problem documents with the global security headers, and to log them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from proxy.decision import Denial, Reason
+from proxy.logs import access_record
+from proxy.requestid import new_request_id
+from proxy.responses import problem_response
+
+if TYPE_CHECKING:
+    from proxy.server import ProxyHandler
+
+
+def c_parser_active() -> bool:
+    """aiohttp uses llhttp (C) unless its extensions are missing or AIOHTTP_NO_EXTENSIONS is set;
+    the pure-Python fallback has had request-smuggling bugs, so Bastion refuses it by default."""
+    from aiohttp import http_parser
+
+    return http_parser.HttpRequestParser.__module__.endswith("_http_parser")
+
+
+class BastionRequestHandler(RequestHandler):
+    """aiohttp's connection handler with Bastion's rendering of errors the parser finds."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started")
+        manager: BastionServer = self._manager  # type: ignore[assignment]
+        denial = _denial_for(status, exc, manager.line_limit)
+        if denial.status >= 500:
+            self.log_exception("error handling request", exc_info=exc)
+        rid = new_request_id()
+        manager.on_parser_error(rid, request, denial)
+        resp = problem_response(denial, rid, manager.rid_header, manager.proxy.parser_plan)
+        resp.force_close()
+        return resp
+
+
+def _denial_for(status: int, exc: BaseException | None, line_limit: int) -> Denial:
+    if isinstance(exc, LineTooLong):
+        # aiohttp's limits sit above ours, so this is a grossly oversized line; the limit it names
+        # tells the request line (414) from a header line (431)
+        if len(exc.args) > 1 and exc.args[1] == line_limit:
+            return Denial(414, Reason.URI_TOO_LONG, detail="parser: request line too long")
+        return Denial(431, Reason.HEADERS_TOO_LARGE, detail="parser: header line too long")
+    if isinstance(exc, BadHttpMethod):  # a method token llhttp does not know: RFC 9110 §15.6.2
+        return Denial(501, Reason.METHOD_NOT_ALLOWED, detail="parser: unknown method")
+    if isinstance(exc, BadHttpMessage):
+        text = str(exc).lower()
+        if "too many headers" in text:
+            return Denial(431, Reason.HEADERS_TOO_LARGE, detail="parser: too many headers")
+        return Denial(400, Reason.BAD_REQUEST, detail=f"parser: {type(exc).__name__}")
+    if status == 504:
+        return Denial(504, Reason.UPSTREAM_TIMEOUT)
+    if 400 <= status < 500:
+        return Denial(status, Reason.BAD_REQUEST, detail=f"parser: {type(exc).__name__ if exc else status}")
+    return Denial(500, Reason.INTERNAL, detail=type(exc).__name__ if exc else "")
+
+
+class BastionServer(web.Server):
+    def __init__(self, handler: ProxyHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)  # type: ignore[arg-type]
+        self.line_limit = int(kwargs.get("max_line_size", 8190))
+        self.proxy = handler
+        self.rid_header = handler.rid_header
+
+    def __call__(self) -> RequestHandler:
+        return BastionRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def on_parser_error(self, request_id: str, request: BaseRequest, denial: Denial) -> None:
+        if not self.proxy.access_log:
+            return
+        self.proxy.output.emit(
+            access_record(
+                request_id=request_id,
+                client_ip=request.remote or "",
+                method="-",
+                path="-",
+                status=denial.status,
+                bytes_in=0,
+                bytes_out=0,
+                started=time.monotonic(),
+                upstream_ms=None,
+                user_agent=None,
+                extra={"bastion.reason": denial.reason.value, "bastion.detail": denial.detail},
+            )
+        )
