@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -36,9 +36,9 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _FOR = re.compile(r'(?:^|;)\s*for=("?)([^";,]*)\1', re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a request really comes from."""
+class Origin(NamedTuple):
+    """Where a request really comes from. A NamedTuple: a frozen dataclass costs ~1 µs to build,
+    and this is built for every request."""
 
     client_ip: str
     scheme: str

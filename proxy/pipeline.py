@@ -29,20 +29,22 @@ class ResponseHook(Protocol):
 
 
 class Pipeline:
-    __slots__ = ("checks", "response_hooks", "strips")
+    __slots__ = ("checks", "request_checks", "response_hooks", "strips")
 
     def __init__(self, checks: Iterable[Check]) -> None:
         self.checks = tuple(checks)
         names = [c.name for c in self.checks]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate check names in pipeline: {names}")
-        # resolved once: the per-request path only iterates
+        # resolved once: the per-request path only iterates. A check with `request_stage = False` is
+        # a response hook only: awaiting its no-op would cost a coroutine per request.
+        self.request_checks = tuple(c for c in self.checks if getattr(c, "request_stage", True))
         self.response_hooks = tuple(c for c in self.checks if isinstance(c, ResponseHook))
         # request headers that checks own (identity headers): removed from every client request
         self.strips = frozenset(h for c in self.checks for h in getattr(c, "strips", ()))
 
     async def run(self, ctx: RequestContext) -> None:
-        for check in self.checks:
+        for check in self.request_checks:
             await check(ctx)
 
     def on_response(self, ctx: RequestContext, status: int, headers: CIMultiDict[str]) -> None:

@@ -25,6 +25,7 @@ from proxy.security_headers import HeaderPolicy
 
 class ResponseHeaders:
     name = "response_headers"
+    request_stage = False  # a response hook only: the pipeline does not await __call__
 
     def __init__(self, policy: HeaderPolicy) -> None:
         self.plans = policy.plans
