@@ -21,6 +21,7 @@ from aiohttp import web
 from proxy.admin import Health, create_admin_app, start_admin
 from proxy.checks.authn import Authenticate
 from proxy.checks.cors import Cors
+from proxy.checks.detect import Detect
 from proxy.checks.ingress import Ingress
 from proxy.checks.login import LoginGuard
 from proxy.checks.ratelimit import ClientLimits, IdentityLimits
@@ -30,6 +31,7 @@ from proxy.checks.validate import BodyLimit, Validate
 from proxy.config import Config, ConfigError, load_config
 from proxy.connection import BastionServer
 from proxy.cors import compile_cors
+from proxy.detect import parse_detect
 from proxy.forwarder import Forwarder
 from proxy.jwt.cache import TokenCache
 from proxy.jwt.jwks import JwksKeys
@@ -84,6 +86,9 @@ def build_pipeline(
     if holder is not None:
         checks.append(Authorize(shadow=shadow))
         checks.append(Validate())
+    default_detect = parse_detect(cfg.detect) if cfg.detect is not None else None
+    if holder is not None or default_detect is not None:
+        checks.append(Detect(default_detect, cfg.limits.max_body))
     return Pipeline(checks)
 
 

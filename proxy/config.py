@@ -408,6 +408,9 @@ class Config(Model):
     limits: Limits = Limits()
     protocol: Protocol = Protocol()
     paths: Paths = Paths()
+    # attack detection for every rule without its own `detect:` (same keys: proxy/detect/spec.py);
+    # validated when the rules load. None: off unless a rule asks.
+    detect: dict[str, Any] | None = None
     logging: Logging = Logging()
     shutdown: Shutdown = Shutdown()
     websocket: WebSocket = WebSocket()
@@ -425,6 +428,18 @@ class Config(Model):
     headers: Headers = Headers()
     cors: Cors | None = None
     mask_upstream_errors: bool = False
+
+    @field_validator("detect")
+    @classmethod
+    def _detect(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            from proxy.detect import DetectConfigError, parse_detect  # the engine is built again at start
+
+            try:
+                parse_detect(v)
+            except DetectConfigError as exc:
+                raise ValueError("; ".join(exc.errors)) from None
+        return v
 
     def cross_checks(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Rules that span sections, each with the key path to blame (pydantic would say "top level")."""

@@ -19,6 +19,7 @@ class Reason(StrEnum):
     BAD_BODY = "bad_body"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     SCHEMA_INVALID = "schema_invalid"
+    INJECTION_SUSPECTED = "injection_suspected"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     URI_TOO_LONG = "uri_too_long"
     HEADERS_TOO_LARGE = "headers_too_large"

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from proxy import yamlsource
 from proxy.config import pydantic_messages
+from proxy.detect import DetectConfigError, parse_detect
 from proxy.policy import lint as _lint
 from proxy.policy.conditions import Condition, RoleGraph
 from proxy.policy.matcher import NO_RULE_DECISION, Match, Matcher, RequestLike
@@ -134,6 +135,12 @@ def compile_documents(docs: Sequence[Document], *, strict: bool = True, errors: 
             patterns = _patterns(spec, doc, i, errors)
             rule = Rule(spec, patterns, Condition(spec.allow, roles), doc, i)
             rule.validation = compile_validation(spec, doc, i, errors)
+            if spec.detect is not None:
+                try:
+                    rule.detect = parse_detect(spec.detect)
+                except DetectConfigError as exc:
+                    errors.extend(doc.error(("rules", i, "detect"), e.removeprefix("detect").lstrip(".: ") or e)
+                                  for e in exc.errors)
             rules.append(rule)
     if errors:
         raise PolicyError(errors)

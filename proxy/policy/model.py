@@ -223,6 +223,7 @@ class RuleSpec(Spec):
     description: str | None = None
     body: BodySpec | None = None
     query: QuerySpec | None = None
+    detect: dict[str, Any] | None = None  # attack detection (proxy/detect/spec.py); validated at compile
     headers: HeaderOverrides | None = None  # response headers: set / if_absent / append / remove
     cors: Cors | None = None  # replaces the global `cors:` for this rule
     # rate limits of this rule, added to the global `rate_limits.default`; shown as `<rule id>.<name>`

@@ -108,6 +108,7 @@ class Rule:
         "n_extras",
         "has_extras",
         "validation",
+        "detect",
         "headers",
         "cors",
         "rate_limits",
@@ -134,6 +135,8 @@ class Rule:
         # Authentication reads this: on an anonymous rule a missing or invalid token means "go on anonymous".
         self.allows_anonymous = condition.anonymous
         self.validation: Any = None  # proxy.policy.validation.Validation, set by the compiler
+        self.detect: Any = None  # proxy.detect.DetectSpec, set by the compiler
+        self.detect: Any = None  # proxy.detect.DetectSpec, set by the compiler
         # response hardening, compiled here at load: the per-request path only applies them
         self.headers: Plan | None = rule_plan(spec.headers)
         self.cors: CorsPolicy | None = compile_cors(spec.cors)

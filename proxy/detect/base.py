@@ -1,0 +1,175 @@
+"""What every detector shares: the `Detector` protocol, the `Finding` it returns, and the one normaliser.
+
+A detector is any object with `name` (its stable id, logged and counted), `cls` (the attack class a rule
+enables or excludes) and `match(value, field) -> Finding | None`. `value` is the field's text already
+normalised by `normalise()` (done once per field by the engine, not once per detector); `field.value`
+keeps the raw text for the detectors that need it (CRLF looks at raw control characters, XSS looks at
+tags before entity decoding). Detectors compile everything at import; `match` never compiles.
+
+Normalisation is deliberately small and cheap: NFKC only for non-ASCII text (full-width `＜script＞`
+becomes `<script>`), NUL and the invisible format characters removed (`<scr\\0ipt>`), lower case.
+HTML entity decoding is *not* done here: it is right inside attribute values and wrong for text
+(`&lt;script&gt;` in a comment is harmless), so the XSS detector decides where to use `entity_decoded`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from proxy.detect.fields import Field
+from proxy.detect.searchers import Hit, Searcher
+
+CLASSES = ("sqli", "nosqli", "xss", "lfi", "cmdi", "ssti", "ssrf", "crlf")
+_INVISIBLE = re.compile("[\x00\u00ad\u200b-\u200f\u2028\u2029\u2060-\u2064\ufeff]")
+_SNIPPET = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detection: `cls` (e.g. "sqli"), `detector_id` (e.g. "sqli.union"), the field's dotted name,
+    and at most 64 characters around the match for the log. Never the whole value."""
+
+    cls: str
+    detector_id: str
+    field_name: str
+    snippet: str
+
+
+class Detector(Protocol):
+    name: str
+    cls: str
+
+    def match(self, value: str, field: Field) -> Finding | None: ...
+
+
+def normalise(value: str) -> str:
+    if not value.isascii():
+        value = unicodedata.normalize("NFKC", value)
+        value = _INVISIBLE.sub("", value)
+    elif "\x00" in value:
+        value = value.replace("\x00", "")
+    return value.lower()
+
+
+def entity_decoded(value: str) -> str:
+    """HTML character references decoded (also the legacy forms without `;`), as a browser would in an
+    attribute value: `javascript&colon;alert&lpar;1&rpar;` -> `javascript:alert(1)`."""
+    return html.unescape(value) if "&" in value else value
+
+
+def snippet(text: str, start: int) -> str:
+    """Up to 64 characters from just before `start`, control characters escaped, for the log only."""
+    begin = max(0, start - 16)
+    piece = text[begin : begin + _SNIPPET]
+    return piece.encode("unicode_escape").decode("ascii")[:_SNIPPET]
+
+
+def finding(cls: str, detector_id: str, field: Field, text: str, match: re.Match[str] | Hit | None) -> Finding:
+    return Finding(cls, detector_id, field.name, snippet(text, match.start() if match else 0))
+
+Needles = tuple[tuple[str, ...], ...]
+
+
+class PlainGate:
+    """What a *plain* value (letters, digits, blanks, `_ . , @ + - : /`, see engine.py) must contain for a
+    detector to look at it: a substring, a prefix, or - for values that start with a digit - a pattern.
+    Substring and prefix checks run in C; a regex alternation would be tried at every position."""
+
+    def __init__(self, needles: tuple[str, ...] = (), prefixes: tuple[str, ...] = (),
+                 digit_start: re.Pattern[str] | None = None) -> None:
+        self.needles = needles
+        self.prefixes = prefixes
+        self.digit_start = digit_start
+
+    def hit(self, value: str) -> bool:
+        if value.startswith(self.prefixes):
+            return True
+        for needle in self.needles:
+            if needle in value:
+                return True
+        return self.digit_start is not None and value[:1].isdigit() and self.digit_start.match(value) is not None
+
+    @staticmethod
+    def union(gates: Iterable[PlainGate]) -> PlainGate:
+        gates = list(gates)
+        digit = [g.digit_start.pattern for g in gates if g.digit_start is not None]
+        return PlainGate(tuple(n for g in gates for n in g.needles), tuple(p for g in gates for p in g.prefixes),
+                         re.compile("|".join(f"(?:{d})" for d in digit)) if digit else None)
+
+
+def has_needles(text: str, needles: Needles) -> bool:
+    """True when, for every group, at least one of its substrings occurs in `text` (`in` runs in C)."""
+    for group in needles:  # plain loops: a generator per call would cost more than the checks themselves
+        for needle in group:
+            if needle in text:
+                break
+        else:
+            return False
+    return True
+
+
+class RuleSet:
+    """A detector made of named, precompiled patterns tried in order, each behind substring pre-filters.
+
+    `needles` is the class pre-filter (one group) and each rule has its own: groups of substrings, every group must
+    have a hit before the regex runs. Plain `in` checks cost tens of nanoseconds, while a pattern
+    that starts with `\\b(?:a|b|...)` makes `re` try the alternation at every position of the text; so
+    most benign values leave after a few substring checks, and a regex only runs where it could match.
+    `prepare` is the class's own extra normalisation (SQL comments, say), run only past the pre-filter.
+    """
+
+    name: str
+    cls: str
+
+    def __init__(
+        self,
+        cls: str,
+        needles: Needles,
+        rules: list[tuple[str, Needles, Searcher]],
+        prepare: Callable[[str], str] | None = None,
+        plain: PlainGate | None = None,
+    ) -> None:
+        self.plain = plain  # see engine.py: the pattern a plain value must contain to be inspected at all
+        self.name = cls
+        self.cls = cls
+        self._needles = needles
+        self._rules = [(f"{cls}.{rid}", rule_needles, pattern) for rid, rule_needles, pattern in rules]
+        self._prepare = prepare
+
+    def match(self, value: str, field: Field) -> Finding | None:
+        for needle in self._needles[0]:  # the class pre-filter is one group: inlined, this runs per field
+            if needle in value:
+                break
+        else:
+            return None
+        text = self._prepare(value) if self._prepare is not None else value
+        for rid, needles, pattern in self._rules:
+            if needles:
+                for group in needles:
+                    for needle in group:
+                        if needle in text:
+                            break
+                    else:
+                        break
+                else:
+                    m = pattern.search(text)
+                    if m is not None:
+                        return finding(self.cls, rid, field, text, m)
+                continue
+            m = pattern.search(text)
+            if m is not None:
+                return finding(self.cls, rid, field, text, m)
+        return None
+        text = self._prepare(value) if self._prepare is not None else value
+        for rid, needles, pattern in self._rules:
+            if needles and not has_needles(text, needles):
+                continue
+            m = pattern.search(text)
+            if m is not None:
+                return finding(self.cls, rid, field, text, m)
+        return None

@@ -1,0 +1,99 @@
+"""OS command injection (and the PHP code-execution payloads that ride along in the same lists).
+
+Prose says "cat", "ping me", "echo the plan"; a developer's comment says `ls -la` in back-quotes. An
+injection must *separate* itself from the argument the application passes to the shell (`;`, `|`, `&`,
+`&&`, `||`, a newline, `$(`, or a back-quote that opens right after one of those or at the start) and
+then name a program. So we match separator + program, where the program list is split:
+- unambiguous programs (`id`, `whoami`, `uname`, `wget`, `nc`, `bash`, `powershell`, ...) count as soon
+  as they follow a separator;
+- English-looking ones (`cat`, `ping`, `sleep`, `echo`, `net`, `reg`, `type`, ...) count only with
+  arguments that look like shell arguments (`cat /etc/...`, `ping -n 30`, `sleep 5`, `net user`).
+Plus shapes that need no separator: shellshock `() { :;};`, `${IFS}`, reverse-shell flags, interpreter
+one-liners (`perl -e`, `python -c`), PHP `system('...')`, `<?php`, `{${...}}`, `$_GET[`.
+
+A line break is a separator only in short values (at most 3 lines and 256 characters): free text
+with a fenced code block legitimately has `\ncurl ...`; an injection that relies on the line break alone
+and pads the value past that is not caught (one using `;`, `|`, `&` or `$(` still is).
+
+A command alone as the whole value (`ls`, `netstat -an`) is indistinguishable from text without knowing
+the field; only a few unmistakable invocations are matched there. Hand-written for the same reasons as
+sqli.py; linear-time patterns behind a pre-filter on the separator characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+from proxy.detect.base import PlainGate, RuleSet
+from proxy.detect.searchers import Calls, Short, Where
+
+_SEP = r"(?:[;|&]|\$\(|(?:(?<=[\w=(;|&'\"])|^)`)"
+_SEP_AT = re.compile(r"[;|&$`]")
+_NL = r"(?:[\n\r]|\\n|\\r|%0a|\\033\[\d*[a-z]?)"
+_NL_AT = re.compile(r"[\n\r\\%]")
+_PATH = r"(?:/usr)?(?:/s?bin/)?"
+_STRONG = (
+    r"(?:whoami|uname|ifconfig|ipconfig|netstat|nslookup|wget|curl|nc|ncat|netcat|cmd\.exe"
+    r"|systeminfo|sysinfo|tasklist|taskkill|certutil"
+    r"|bitsadmin|mshta|rundll32|wmic|regsvr32|telnet|nmap|chmod|chown|useradd|crontab|base64|xxd|passwd|sudo"
+    r"|ls|pwd|dir|env|hostname|ps|killall|pkill|tftp|socat|phpinfo|getent|lsof|printenv|net\.exe)"
+)
+_WEAK = (
+    r"id(?=\s*$|\s*[\n;&`)'\"\\]|\|(?!\s))"
+    r"|(?:perl|python[23]?|php|ruby|lua|node|bash|sh|zsh|ksh|csh|dash|powershell|pwsh|cmd)"
+    r"\s+(?:-\w|/|<|['\"]|[\w-]+\.(?:py|pl|php|rb|sh|js|ps1))|"
+    r"(?:cat|more|less|head|tail|type|tac|nl|strings)\s+(?:-\w+\s+)*(?:[~.]{0,2}/|[a-z]:[\\/]|\$|[\w.-]+\."
+    r"(?:php|txt|ini|conf|config|log|py|sh|env|xml|json|ya?ml|cfg|bak|sql|pem|key|htaccess|htpasswd)\b)"
+    r"|ping\s+(?:-[a-z]+\s*\d*\s+)*(?:-[a-z]|\d{1,3}\.|[\w-]+\.[a-z]{2,}|localhost)"
+    r"|sleep\s+\d+|echo\s+(?:[\"'$]|\w+\s*(?:[>|;&]|$))|exit\b\s*(?:\d|$|;)|set\s*(?:$|[|&;])"
+    r"|net\s+(?:user|localgroup|view|share|use|start|stop|group|accounts|session)\b"
+    r"|reg\s+(?:add|query|delete|save|export)\b|netsh\s+\w+|route\s+(?:print|add|-n)"
+    r"|find\s+[/.][^;|&]*-(?:name|exec|perm)|rm\s+-[rf]+|kill\s+-?\d|touch\s+/|cp\s+/|mv\s+/"
+    r"|timeout\s+/t\b"
+)
+
+_SEPS = (";", "|", "&", "$(", "`")
+_NLS = ("\n", "\r", "\\n", "\\r", "%0a")
+_PHP_CALLS = ("system", "exec", "shell_exec", "passthru", "popen", "proc_open", "pcntl_exec", "eval", "assert")
+_PHP = ("<?", "{${", "${@", "$_", "phpinfo", *_PHP_CALLS)
+
+CMDI = RuleSet(
+    "cmdi",
+    ((";", "|", "&", "$", "`", "\n", "\r", "\\", "%", "<", "(", "-", "/", "whoami", "config", "netstat", "sysinfo",
+      "uname", "tasklist", "net ", "reg ", "netsh", "dir "),),
+    [
+        ("separator-strong", (_SEPS,), Where(_SEP_AT, re.compile(
+            rf"{_SEP}\s*(?:\{{\s*)?{_PATH}{_STRONG}(?=$|[\s;|&`)'\"<>#\\$]|\n)"))),
+        ("separator-weak", (_SEPS,), Where(_SEP_AT, re.compile(rf"{_SEP}\s*{_PATH}(?:{_WEAK})"))),
+        # a line break separates commands too, but free text with a code block has line breaks before
+        # `curl ...`: only short values (<= 3 lines, <= 256 characters) count it, see the module docstring
+        ("newline", (), Short(Where(_NL_AT, re.compile(
+            rf"{_NL}\s*(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s;|&`)'\"<>#\\$])|{_WEAK})")))),
+        ("shellshock", (("()",),), re.compile(r"\(\)\s*\{\s*:?\s*;?\s*\}\s*;")),
+        ("ifs", (("$",), ("ifs", "${")), re.compile(r"\$\{?ifs\b|\$\{[a-z_]+:\d+:\d+\}")),
+        ("reverse-shell", (("/dev/tcp", "/dev/udp"),), re.compile(r"/dev/(?:tcp|udp)/")),
+        ("reverse-shell", (("-",), ("nc ", "ncat", "netcat")),
+         re.compile(r"\b(?:nc|ncat|netcat)\s[^;|&\n]{0,60}?-[a-z]*e\s")),
+        ("reverse-shell", (("/bin/",), ("-e",)), re.compile(r"\s-e\s+/bin/\w*sh\b")),
+        ("reverse-shell", (("mkfifo",),), re.compile(r"\bmkfifo\b[^;|&\n]{0,40}/tmp/")),
+        ("interpreter", ((" -",), ("perl", "ruby", "php", "lua", "python", "sh ", "powershell")),
+         re.compile(r"\b(?:perl|ruby|php|lua)\s+-[er]\s+['\"]|\bpython[23]?\s+-c\s+['\"]"
+                    r"|\b(?:ba|z|k)?sh\s+-c\s+['\"]|\bpowershell(?:\.exe)?\s+-(?:c|e|enc|command|nop)\b")),
+        ("php", (("<?", "{${", "${@", "$_"),),
+         re.compile(r"<\?(?:php\b|=)|\{\$\{|\$\{@|\$_(?:get|post|request|cookie|server|files)\s*\[")),
+        ("php", (("(",), ("phpinfo", "phpversion")), Calls(("phpinfo", "phpversion"))),
+        # PHP code injection: break out of a string, then call (`";exit(md5('x'));//`, `'.system('id').'`)
+        ("php", (("(",), ("'", '"')), re.compile(
+            r"['\"]\s*[;.]\s*(?:exit|die|md5|phpinfo|system|eval|print_r|var_dump|passthru|shell_exec|assert|sleep)\s*\(")),
+        ("php", ((",",), ("base64,",)), re.compile(r"base64,\s*pd9w")),
+        ("php", (("(",), ("'", '"'), _PHP_CALLS), Calls(
+            _PHP_CALLS, re.compile(rf"\s*['\"]\s*{_PATH}(?:{_STRONG}\b|{_WEAK})"))),
+        # the whole value is one unmistakable invocation: `ipconfig /all`, `netstat -an`, `whoami`
+        ("bare", (), Short(re.compile(r"^\s*(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
+                            r"(?:\s+[-/]\w+)*\s*$|^\s*(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
+                            r"|^\s*dir\s+[a-z]:\\"), max_len=64)),
+    ],
+    plain=PlainGate(("nc ", "ncat", "netcat", "/dev/", "-e /bin/", "mkfifo", "powershell", "python", "perl", "ruby"),
+                    ("whoami", "ipconfig", "ifconfig", "netstat", "systeminfo", "sysinfo", "uname", "tasklist", "net ",
+                     "reg ", "netsh", "dir ")),
+)

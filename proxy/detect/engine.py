@@ -1,0 +1,146 @@
+"""The engine: which detectors run on which field, and the scan loop.
+
+`Engine(classes, url_fields=..., exclusions=...)` resolves its configuration once (STYLE.md lesson 1):
+field-name patterns become regexes, and the detector tuple for a field name is computed on first sight
+and kept in a bounded cache, so the per-field cost is one dict lookup, one `normalise()` and each
+detector's pre-filter. `scan(fields, first_only=True)` stops at the first finding (block mode);
+without it every field is scanned and at most one finding per field is returned (detect mode, logs).
+
+Field patterns: exact dotted names (`body.comment`), `[*]` for any list index (`body.items[*].title`)
+and `*` for one name segment (`body.*.bio`); a pattern also covers everything below it, so excluding
+`body.profile` excludes `body.profile.bio`. SSRF runs only on fields listed in `url_fields`, and never
+on keys.
+
+>>> from proxy.detect.fields import json_fields
+>>> engine = Engine(["sqli", "xss"], exclusions=[Exclusion("body.comment", frozenset({"xss"}))])
+>>> [f.detector_id for f in engine.scan(json_fields({"comment": "<script>x</script>", "q": "1' or '1'='1"}))]
+['sqli.quote-bool']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from proxy.detect.base import CLASSES, Detector, Finding, PlainGate, normalise
+from proxy.detect.cmdi import CMDI
+from proxy.detect.crlf import CRLF
+from proxy.detect.fields import Field
+from proxy.detect.nosql import NOSQLI
+from proxy.detect.sqli import SQLI
+from proxy.detect.ssrf import SSRF
+from proxy.detect.ssti import SSTI
+from proxy.detect.traversal import LFI
+from proxy.detect.xss import XSS
+
+DEFAULT_DETECTORS: Mapping[str, Sequence[Detector]] = {
+    "sqli": (SQLI,), "nosqli": (NOSQLI,), "xss": (XSS,), "lfi": (LFI,), "cmdi": (CMDI,), "ssti": (SSTI,),
+    "ssrf": (SSRF,), "crlf": (CRLF,),
+}
+_CACHE_MAX = 4096
+# Most keys and many values are "plain": letters, digits, blanks, `_ . , @ + - : / ? ! #` and apostrophes
+# inside words (O'Brien). Few attacks can be written with those alone, so a detector declares `plain`:
+# None (it never fires on a plain value) or a `PlainGate` (`union`, `/`, `whoami` ... must occur first);
+# a detector without the attribute always runs. This skips nearly all the work for ids, names, e-mails,
+# dates and enum values. A plain value that no gate of any enabled class matches is clean for every
+# field, so short ones and keys are remembered in a bounded set: they repeat within a body and across
+# requests (`"status": "shipped"`), and then cost one set lookup.
+_PLAIN = re.compile(r"(?:[\w .,@+\-:/?!#]|(?<=\w)'(?=\w))*")  # an apostrophe inside a word: O'Brien, it's
+_ALWAYS = PlainGate(prefixes=("",))
+Plan = tuple[tuple[Detector, PlainGate | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """Do not run `classes` on the field `field` (a pattern, see the module docstring) or below it."""
+
+    field: str
+    classes: frozenset[str]
+
+
+def compile_field_pattern(pattern: str) -> re.Pattern[str]:
+    """`body.items[*].title` -> a regex matching that field and everything below it."""
+    body = re.escape(pattern).replace(r"\[\*\]", r"\[\d+\]").replace(r"\*", r"[^.\[]*")
+    return re.compile(rf"{body}(?:[.\[].*)?", re.DOTALL)
+
+
+class Engine:
+    """Runs the enabled detectors over fields; thread-safe for reads, no I/O, never raises on input.
+
+    Build it once per rule (`DetectSpec.engine` does); `scan()` returns `Finding`s in field order, at
+    most one per field, and only the first with `first_only=True`. `detectors` lets a caller add or
+    replace detectors per class (the optional libinjection adapter plugs in there).
+    """
+
+    def __init__(
+        self,
+        classes: Iterable[str] = CLASSES,
+        *,
+        url_fields: Iterable[str] = (),
+        exclusions: Iterable[Exclusion] = (),
+        detectors: Mapping[str, Sequence[Detector]] = DEFAULT_DETECTORS,
+    ) -> None:
+        self.classes = tuple(dict.fromkeys(classes))
+        unknown = [c for c in self.classes if c not in detectors]
+        if unknown:
+            raise ValueError(f"unknown detection classes: {', '.join(unknown)}")
+        self._plain: tuple[Detector, ...] = tuple(d for c in self.classes if c != "ssrf" for d in detectors[c])
+        self._ssrf: tuple[Detector, ...] = tuple(detectors["ssrf"]) if "ssrf" in self.classes else ()
+        self._url_fields = [compile_field_pattern(p) for p in url_fields]
+        self._exclusions = [(compile_field_pattern(e.field), e.classes) for e in exclusions]
+        self._cache: dict[tuple[str, bool], tuple[Plan, bool]] = {}
+        gates = [getattr(d, "plain", _ALWAYS) for d in self._plain]
+        self._any_gate = None if any(g is _ALWAYS for g in gates) else PlainGate.union(g for g in gates if g)
+        self._clean: set[str] = set()
+
+    def _for_field(self, name: str, is_key: bool) -> tuple[Plan, bool]:
+        """The detectors for this field, and whether it is a URL field (so never skipped as clean)."""
+        cached = self._cache.get((name, is_key))
+        if cached is not None:
+            return cached
+        excluded: set[str] = set()
+        for pattern, classes in self._exclusions:
+            if pattern.fullmatch(name):
+                excluded |= classes
+        chosen = [d for d in self._plain if d.cls not in excluded]
+        is_url = bool(self._ssrf) and not is_key and "ssrf" not in excluded and self._is_url_field(name)
+        if is_url:
+            chosen.extend(self._ssrf)
+        result = (tuple((d, getattr(d, "plain", _ALWAYS)) for d in chosen), is_url)
+        if len(self._cache) < _CACHE_MAX:
+            self._cache[(name, is_key)] = result
+        return result
+
+    def _is_url_field(self, name: str) -> bool:
+        return any(p.fullmatch(name) for p in self._url_fields)
+
+    def scan(self, fields: Iterable[Field], *, first_only: bool = False) -> list[Finding]:
+        findings: list[Finding] = []
+        clean = self._clean
+        for field in fields:
+            raw = field.value
+            if not raw:
+                continue
+            detectors, is_url = self._for_field(field.name, field.is_key)
+            if not detectors or (raw in clean and not is_url):
+                continue
+            value = normalise(raw)
+            plain = _PLAIN.fullmatch(value) is not None
+            if plain and self._any_gate is not None and not is_url:
+                if not self._any_gate.hit(value):
+                    if field.is_key or len(raw) <= 16:  # keys and enum-like values repeat; e-mails do not
+                        if len(clean) >= _CACHE_MAX:
+                            clean.clear()
+                        clean.add(raw)
+                    continue
+            for detector, gate in detectors:
+                if plain and (gate is None or not gate.hit(value)):
+                    continue
+                hit = detector.match(value, field)
+                if hit is not None:
+                    findings.append(hit)
+                    if first_only:
+                        return findings
+                    break
+        return findings

@@ -1,0 +1,113 @@
+"""Path traversal and local file inclusion.
+
+Text says "../shared/photos" and Markdown links to `../guide.md`; an attack climbs further or aims at a
+file: two or more `../` steps, one step into a system location (`../etc/`, `..\\windows\\`), a value that
+*starts* by climbing, an absolute path to a well-known sensitive file (`/etc/passwd`, `c:\\boot.ini`,
+`/proc/self/environ`), a PHP/stream wrapper (`php://filter`, `file:///`, `expect://`), or a NUL byte
+that truncates an extension.
+
+The encodings scanners use are undone first, up to three times: percent escapes (`%2e%2e%2f`,
+`%252e`), overlong UTF-8 (`%c0%ae` is `.`, `%c0%af` and `%c1%9c` are `/` and `\\` for old decoders),
+IIS `%u002e`, full-width dots (NFKC, done by the engine), and `\\` as `/`. Hand-written: no library
+knows which of these an upstream might still honour; undoing them all is cheap and has no false
+positives of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote
+
+from proxy.detect.base import Finding, Needles, PlainGate, finding, has_needles
+from proxy.detect.fields import Field
+from proxy.detect.searchers import Anchored, Hit, Searcher, Where
+
+_NEEDLES = ("/", "..", "%", "\\", "\x00", "\udcc0", "\udcc1", "\uff0e")
+_OVERLONG = re.compile(r"%c0%ae|%e0%80%ae|%u002e|%uff0e|%c0%af|%c1%9c|%c1%1c|%c0%5c|%u2215|%u2216|%u002f|%u005c"
+                       "|\udcc0\udcae|\udcc0\udcaf|\udcc1\udc9c|\udcc1\udc1c")
+_DOTS = {"%c0%ae", "%e0%80%ae", "%u002e", "%uff0e", "\udcc0\udcae"}
+_SENSITIVE = (
+    r"(?:etc/(?:passwd|shadow|group|hosts|services|issue|motd|fstab|sudoers|crontab|hostname|resolv\.conf|master\.passwd"
+    r"|gshadow|security/|ssh/|mysql/|apache2?/|nginx/|httpd/|php\d?/|profile|bashrc|environment|network/|init\.d/"
+    r"|os-release|lsb-release|redhat-release|my\.cnf|aliases|exports|inittab|ld\.so)"
+    r"|proc/(?:self|\d+)/|var/(?:log|www|lib/mysql|mail|spool|run)/|windows/|winnt/|boot\.ini|win\.ini|inetpub/"
+    r"|system32/|root/|home/[^/\s]+/\.|usr/local/(?:apache|etc)|xampp/|wamp/|program files"
+    r"|\.ssh/|\.env\b|\.git/|\.htpasswd|\.htaccess|web\.config|wp-config\.php)"
+)
+_TARGETS = ("etc/", "proc/", "var/", "windows", "winnt", "boot.ini", "win.ini", "inetpub", "system32", "root/",
+            "home/", "usr/local", "xampp", "wamp", "program files", ".ssh", ".env", ".git", ".htpasswd", ".htaccess",
+            "web.config", "wp-config")
+_WRAPPERS = frozenset({"php", "zip", "phar", "expect", "glob", "data", "compress.zlib", "compress.bzip2", "jar",
+                       "netdoc", "file"})
+_RULES: list[tuple[str, Needles, Searcher]] = [
+    # `(?<!\.)` and possessive `{2,}+`: a run of dots is tried once, not from each of its dots (linear time)
+    ("multi-up", (("..",),), re.compile(r"(?<!\.)(?:\.{2,}+[;\x00]?/+){2,}")),
+    ("up-sensitive", (("..",), ("/",), _TARGETS),
+     re.compile(rf"(?<!\.)\.{{2,}}+;?/+(?:[\w.-]++/+){{0,3}}{_SENSITIVE}")),
+    ("leading-up", (("..",),), Anchored(re.compile(r"\s*(?:\.{2,}|\.+/+\.{2,});?/"))),
+    ("absolute", (("/",),),
+     Where(re.compile(r"/"), re.compile(rf"/+{_SENSITIVE}"), after=" \t\n\"'=:;|&(<>,`")),
+]
+
+
+class _Wrapper:
+    """`php://`, `file://`, `expect://` ...: look back from each `://` instead of trying every position."""
+
+    def search(self, text: str) -> Hit | None:
+        i = text.find("://")
+        while i != -1:
+            k = i
+            while k and (text[k - 1].isalnum() or text[k - 1] == "."):
+                k -= 1
+            if text[k:i] in _WRAPPERS:
+                return Hit(k)
+            i = text.find("://", i + 3)
+        return None
+
+
+_RULES.append(("wrapper", (("://",),), _Wrapper()))
+_DOT_SLASH = re.compile(r"(?<!:)/(?:\.?/)+")  # `/./`, `//`: no-ops for a file system, used to dodge filters
+_NUL = re.compile(r"[\w/.]\x00")
+
+
+def _prepare(value: str) -> str:
+    text = value
+    for _ in range(3):
+        if "%" not in text and "\udcc0" not in text and "\udcc1" not in text:
+            break
+        text = _OVERLONG.sub(lambda m: "." if m.group(0) in _DOTS else "/", text)
+        decoded = unquote(text, errors="surrogateescape")
+        if decoded == text:
+            break
+        text = decoded.lower()
+    text = text.replace("\\", "/")
+    return _DOT_SLASH.sub("/", text) if "/./" in text or text.count("//") > text.count("://") else text
+
+
+class TraversalDetector:
+    plain = PlainGate(("..", "/", "\x00"))
+    name = "lfi"
+    cls = "lfi"
+
+    def match(self, value: str, field: Field) -> Finding | None:
+        if "\x00" in field.value:
+            m = _NUL.search(field.value)
+            if m is not None:
+                return finding("lfi", "lfi.nul-byte", field, field.value, m)
+        if not has_needles(value, (_NEEDLES,)):
+            return None
+        text = _prepare(value)
+        if "\x00" in text:
+            m = _NUL.search(text)
+            if m is not None:
+                return finding("lfi", "lfi.nul-byte", field, text, m)
+        for rid, needles, pattern in _RULES:
+            if not has_needles(text, needles):
+                continue
+            hit = pattern.search(text)
+            if hit is not None:
+                return finding("lfi", f"lfi.{rid}", field, text, hit)
+        return None
+
+
+LFI = TraversalDetector()

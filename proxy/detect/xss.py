@@ -1,0 +1,136 @@
+"""Cross-site scripting: markup that executes, not markup.
+
+Rich-text fields legitimately hold `<p>`, `<a href="https://...">`, `<img src alt>`, even a YouTube
+`<iframe>`; prose says "alert" and "script". What executes is narrower, and that is what we match:
+- a `<script>` tag, or a tag that loads or embeds active content (`object`, `embed`, `applet`, `base`,
+  `meta`, `frameset`, `isindex`, ...), in the raw text;
+- an event-handler attribute (`onerror=`, `/onload=`) after a tag start, a quote or a slash;
+- a `javascript:` / `vbscript:` / `data:text/html` URL, after HTML entity decoding (browsers decode
+  entities inside attribute values, so `javascript&colon;alert&lpar;1&rpar;` runs);
+- an `iframe`/`frame` whose source is such a URL or `srcdoc`, CSS `expression(` / `-moz-binding`;
+- a JavaScript-string breakout: a quote, then `;`/`)`/`}` or `+`, then a sink (`alert(`, `document.cookie`).
+
+Tags are matched before entity decoding on purpose: `&lt;script&gt;` in a comment is harmless text and
+must not be flagged. Hand-written for the same reason as sqli.py: no maintained permissive library;
+these are linear-time `re` patterns behind a one-character pre-filter.
+"""
+
+from __future__ import annotations
+
+import re
+
+from proxy.detect.base import Finding, Needles, PlainGate, entity_decoded, finding, has_needles
+from proxy.detect.fields import Field
+from proxy.detect.searchers import Hit, Literals, Searcher
+
+_TAG = re.compile(
+    r"<\s*/?\s*(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer|ilayer|bgsound|xml"
+    r"|vmlframe)(?=[\s/>\x0b\x0c]|$)"
+)
+_ON = re.compile(r"on[a-z]{3,40}\s*=")
+_TAG_START = re.compile(r"<[a-z!?]")
+
+
+class _Handler:
+    """`onerror=` where an attribute can start: inside an open tag (`<img src=x onerror=`), after a quote
+    that closes an attribute (`" onfocus=`), or at the start (`/onload=`). Found from each `on...=`
+    (a literal prefix `re` scans fast) and checked backwards, instead of trying every `<`."""
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for m in _ON.finditer(text):
+            i = m.start()
+            if i and text[i - 1] not in " \t\n\r\x0c\"'`/;,":
+                continue
+            lt = text.rfind("<", max(0, i - 400), i)
+            if lt != -1 and text.rfind(">", lt, i) == -1 and _TAG_START.match(text, lt):
+                return m
+            before = text[max(0, i - 80) : i].rstrip(" \t\n\r\x0c/")
+            if not before or before[-1] in "\"'`":
+                return m
+        return None
+
+
+_HANDLER = _Handler()
+_SCHEME_AFTER = re.compile(r"\s*(?:[\w$.]+\s*[(`=\[.]|[/(\[\"'%\\]|void\b|eval\b|alert\b|prompt\b|confirm\b|$)")
+_SCHEME_WORDS = ("javascript", "vbscript", "livescript")
+_BLANKS = re.compile(r"\s+")
+_DATA_URL = re.compile(r"data\s*:\s*(?:text/html|text/javascript|application/(?:x-)?javascript|image/svg\+xml)\s*[;,]")
+
+
+class _Scheme:
+    """`javascript:` (also spaced out, `java\tscript:`, which browsers accept) followed by code, and
+    `data:text/html`. Found from each `:` and checked backwards over 40 characters, instead of a
+    pattern tried at every position; "JavaScript: The Good Parts" is prose (no code after the colon)."""
+
+    def search(self, text: str) -> re.Match[str] | Hit | None:
+        i = text.find(":")
+        while i != -1:
+            window = text[max(0, i - 40) : i]
+            if window.rstrip()[-1:] == "t":
+                word = _BLANKS.sub("", window)
+                for scheme in _SCHEME_WORDS:
+                    if word.endswith(scheme) and _SCHEME_AFTER.match(text, i + 1):
+                        return Hit(max(0, i - len(scheme)))
+            i = text.find(":", i + 1)
+        j = text.find("data")
+        while j != -1:
+            m = _DATA_URL.match(text, j)
+            if m is not None:
+                return m
+            j = text.find("data", j + 4)
+        return None
+
+
+_SCHEME = _Scheme()
+_FRAME = re.compile(r"<\s*i?frame\b[^>]{0,400}?\b(?:src\s*=\s*[\"'`]?\s*(?:data|javascript|vbscript)\s*:|srcdoc\s*=)")
+_CSS = Literals({
+    "expression": re.compile(r"[:;]\s*expression\s*\("), "-moz-binding": re.compile(r"-moz-binding\s*:"),
+    "behavior": re.compile(r"behavior\s*:\s*url"), "@import": re.compile(r"@import\b[^;]{0,80}javascript"),
+})
+_SINK = re.compile(
+    r"[\"'`]\s*[;)}\]+,-]\s*[;)}\]]*\s*(?:alert|prompt|confirm|eval|settimeout|setinterval|fetch|import)\s*[(`]"
+    r"|[\"'`]\s*[;)}\]+,-]\s*[;)}\]]*\s*(?:document\.(?:cookie|domain|write|location)|window\.location|location\s*=)"
+    r"|^\s*[)}\]]+\s*;?\s*(?:alert|prompt|confirm|eval)\s*[(`]"
+)
+
+
+_RAW: list[tuple[str, Needles, Searcher]] = [
+    ("tag", (("<",),), _TAG),
+    ("handler", (("=",), ("on",)), _HANDLER),
+    ("frame", (("<",), ("frame",)), _FRAME),
+    ("css", (("(", ":", "@"),), _CSS),
+    # an attribute value closed and a new tag opened, at the very start: `"><iframe src=...`
+    ("breakout", ((">",), ("<",)), re.compile(r"^[^<>]{0,20}[\"'`]\s*/?>\s*<[a-z!/]")),
+]
+_DECODED: list[tuple[str, Needles, Searcher]] = [
+    ("scheme", ((":",),), _SCHEME),
+    ("js-breakout", (("'", '"', "`", ")", "}", "]"), ("alert", "prompt", "confirm", "eval", "settimeout",
+                     "setinterval", "fetch", "import", "document.", "location")), _SINK),
+]
+
+
+class XssDetector:
+    plain = PlainGate(("script:", "data:"))
+    name = "xss"
+    cls = "xss"
+
+    def match(self, value: str, field: Field) -> Finding | None:
+        if "<" not in value and "=" not in value and ":" not in value and "(" not in value and "`" not in value:
+            return None
+        for rid, needles, pattern in _RAW:
+            if has_needles(value, needles):
+                m = pattern.search(value)
+                if m is not None:
+                    return finding("xss", f"xss.{rid}", field, value, m)
+        decoded = entity_decoded(value)
+        if decoded is not value:
+            decoded = decoded.lower()
+        for rid, needles, pattern in _DECODED:
+            if has_needles(decoded, needles):
+                m = pattern.search(decoded)
+                if m is not None:
+                    return finding("xss", f"xss.{rid}", field, decoded, m)
+        return None
+
+
+XSS = XssDetector()

@@ -1,0 +1,44 @@
+"""Properties: scanning arbitrary input never raises and stays fast (linear patterns, no backtracking)."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.detect import CLASSES, Engine, json_fields, query_fields, request_fields
+
+ENGINE = Engine(CLASSES, url_fields=["body.url", "query.url"])
+ALPHABET = st.sampled_from(
+    list("'\"`;|&$(){}[]<>=/\\.%-#*!@ \t\r\n:,+~^?0aAeinorstuvxz") + ["\x00", "é", "．", "\udcc0"]
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(ALPHABET, max_size=200),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(ALPHABET, max_size=20), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(ALPHABET, max_size=400), st.text(max_size=200))
+def test_any_text_scans_without_error(value: str, other: str) -> None:
+    for doc in ({"url": value, "x": other}, [value, other]):
+        ENGINE.scan(json_fields(doc))
+    ENGINE.scan(query_fields("url=" + value + "&q=" + other))
+    ENGINE.scan(request_fields(path="/" + value.replace("/", "_"), headers=[("User-Agent", other)]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(JSON)
+def test_any_json_scans_without_error(doc: object) -> None:
+    ENGINE.scan(json_fields(doc))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(ALPHABET, min_size=1, max_size=8))
+def test_long_repetitive_input_stays_linear(unit: str) -> None:
+    value = (unit * (20_000 // len(unit)))[:20_000]
+    start = time.perf_counter()
+    ENGINE.scan(json_fields({"url": value, "text": value}))
+    assert time.perf_counter() - start < 0.5  # a backtracking pattern would take seconds here
