@@ -180,6 +180,9 @@ class Bastion:
             max_headers=limits.max_headers + 32,
             access_log=None,
             keepalive_timeout=75.0,
+            # after refusing a request whose body was not read, aiohttp drains it before closing (so the
+            # client reads the answer, not a reset); 10 s by default is a gift to slow-body attackers
+            lingering_time=2.0,
         )
         self._runner = web.ServerRunner(server, shutdown_timeout=cfg.shutdown.grace_period)
         await self._runner.setup()

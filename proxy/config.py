@@ -114,6 +114,9 @@ class Limits(Model):
     max_uri: Size = 8 * 1024
     max_headers: int = Field(100, ge=1)
     max_header_bytes: Size = 16 * 1024
+    # slow clients (slowloris, R.U.D.Y.): aiohttp has neither timeout by default
+    header_timeout: Duration = Field(10.0, gt=0)  # from a request's first byte to its complete head: 408
+    body_idle_timeout: Duration = Field(30.0, gt=0)  # longest pause while a request body arrives: 408
 
 
 # RFC 9110 §9 methods and PATCH (RFC 5789). TRACE and CONNECT are left out on purpose (XST, tunnels).

@@ -9,9 +9,11 @@ Bastion's problem documents with the global security headers, and to log them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
@@ -35,7 +37,47 @@ def c_parser_active() -> bool:
 
 
 class BastionRequestHandler(RequestHandler):
-    """aiohttp's connection handler with Bastion's rendering of errors the parser finds."""
+    """aiohttp's connection handler with Bastion's rendering of errors the parser finds, and a
+    header timeout: aiohttp waits for a request head for as long as the client trickles it
+    (slowloris). The timer starts at the first byte of a head and stops when the head is parsed;
+    a body that follows is timed by the body idle timeout instead (proxy/server.py)."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._messages or self._request_in_progress:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+        elif self._head_timer is None and not self._force_close:
+            manager: BastionServer = self._manager  # type: ignore[assignment]
+            self._head_timer = self._loop.call_later(manager.header_timeout, self._head_timed_out)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        transport = self.transport
+        if self._messages or self._request_in_progress or transport is None or transport.is_closing():
+            return
+        manager: BastionServer = self._manager  # type: ignore[assignment]
+        rid = new_request_id()
+        denial = Denial(408, Reason.HEADER_TIMEOUT, detail=f"request head not complete in {manager.header_timeout:g}s")
+        manager.on_parser_error(rid, None, denial, peer=transport.get_extra_info("peername"))
+        body = orjson.dumps(denial.problem(rid))
+        head = (
+            f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json\r\n"
+            f"{manager.rid_header}: {rid}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        transport.write(head.encode() + body)
+        self.force_close()
+        transport.close()
 
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
@@ -78,19 +120,20 @@ class BastionServer(web.Server):
     def __init__(self, handler: ProxyHandler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)  # type: ignore[arg-type]
         self.line_limit = int(kwargs.get("max_line_size", 8190))
+        self.header_timeout = handler.cfg.limits.header_timeout
         self.proxy = handler
         self.rid_header = handler.rid_header
 
     def __call__(self) -> RequestHandler:
         return BastionRequestHandler(self, loop=self._loop, **self._kwargs)
 
-    def on_parser_error(self, request_id: str, request: BaseRequest, denial: Denial) -> None:
+    def on_parser_error(self, request_id: str, request: BaseRequest | None, denial: Denial, peer: Any = None) -> None:
         if not self.proxy.access_log:
             return
         self.proxy.output.emit(
             access_record(
                 request_id=request_id,
-                client_ip=request.remote or "",
+                client_ip=(request.remote or "") if request is not None else (peer[0] if peer else ""),
                 method="-",
                 path="-",
                 status=denial.status,

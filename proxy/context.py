@@ -33,6 +33,7 @@ class RequestContext:
     content_length: int | None = None
     chunked: bool = False
     body_limit: int = 0
+    body_idle_timeout: float = 30.0
     websocket: bool = False
     # The request body, once a check asked for it (bounded by `body_limit`); the upstream then gets
     # exactly these bytes. `body_reader` is the server's; checks call `read_body()`.

@@ -16,6 +16,8 @@ class Reason(StrEnum):
     BAD_REQUEST = "bad_request"
     BAD_PATH = "bad_path"
     BAD_FRAMING = "bad_framing"
+    HEADER_TIMEOUT = "header_timeout"
+    BODY_TIMEOUT = "body_timeout"
     BAD_BODY = "bad_body"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     SCHEMA_INVALID = "schema_invalid"

@@ -49,20 +49,32 @@ class _BodyOverflow(Exception):
 
 
 class _LimitedBody:
-    """Streams a chunked request body upstream, counting bytes; past the cap it raises so the
-    client connection to the upstream is closed without the terminating chunk, and the upstream
-    never receives a truncated body that looks complete."""
+    """Streams a request body upstream, counting bytes and timing pauses; past the cap, or after a
+    pause longer than the idle timeout, it raises, so the connection to the upstream is closed
+    without the end of the body (no terminating chunk, fewer bytes than Content-Length) and the
+    upstream never receives a truncated body that looks complete."""
 
-    __slots__ = ("stream", "limit", "count", "overflowed")
+    __slots__ = ("stream", "limit", "idle", "count", "overflowed", "timed_out")
 
-    def __init__(self, stream: aiohttp.StreamReader, limit: int) -> None:
+    def __init__(self, stream: aiohttp.StreamReader, limit: int, idle: float) -> None:
         self.stream = stream
         self.limit = limit
+        self.idle = idle
         self.count = 0
         self.overflowed = False
+        self.timed_out = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.stream.iter_any():
+        stream = self.stream
+        while True:
+            try:
+                async with asyncio.timeout(self.idle):
+                    chunk = await stream.readany()
+            except TimeoutError:
+                self.timed_out = True
+                raise _BodyOverflow from None
+            if not chunk:
+                return
             self.count += len(chunk)
             if self.count > self.limit:
                 self.overflowed = True
@@ -96,6 +108,7 @@ class ProxyHandler:
         # Parser-generated errors have no request context: the global plan for the listener's scheme.
         self.parser_plan = HeaderPolicy(cfg.headers).plan(https=self.scheme == "https", authenticated=False)
         self.mask_errors = cfg.mask_upstream_errors
+        self.body_idle = cfg.limits.body_idle_timeout
         self.inflight = 0
 
     async def __call__(self, request: BaseRequest) -> web.StreamResponse:
@@ -119,6 +132,7 @@ class ProxyHandler:
         ctx.header_count = len(raw)
         ctx.header_bytes = sum(map(len, itertools.chain.from_iterable(raw))) + 4 * len(raw)
         ctx.content_length = request.content_length
+        ctx.body_idle_timeout = self.body_idle
         state = _Outcome()
         ctx.body_reader = self._reader(request, ctx, state)
         ctx.chunked = (
@@ -219,12 +233,16 @@ class ProxyHandler:
             if ctx.content_length is not None and ctx.content_length > limit:
                 raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"content-length {ctx.content_length} > {limit}")
             await self._continue(request, state)
-            data = await request.content.read(limit + 1)
-            while len(data) <= limit and not request.content.at_eof():
-                more = await request.content.read(limit + 1 - len(data))
-                if not more:
-                    break
-                data += more
+            data = b""
+            try:
+                while len(data) <= limit and not request.content.at_eof():
+                    async with asyncio.timeout(ctx.body_idle_timeout):
+                        more = await request.content.read(limit + 1 - len(data))
+                    if not more:
+                        break
+                    data += more
+            except TimeoutError:
+                raise Denial(408, Reason.BODY_TIMEOUT, detail="body paused too long (read for inspection)") from None
             if len(data) > limit:
                 raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"body > {limit} (read for inspection)")
             return data
@@ -260,11 +278,10 @@ class ProxyHandler:
             body = ctx.body
             state.bytes_in = len(body)
             up_headers.popall(hdrs.CONTENT_LENGTH, None)  # aiohttp sets it from the bytes
-        elif ctx.chunked:
-            body = limited = _LimitedBody(request.content, ctx.body_limit)
-        elif ctx.content_length:
-            body = request.content
-            state.bytes_in = ctx.content_length
+        elif ctx.chunked or ctx.content_length:
+            # Content-Length bodies go through the same wrapper: the client's Content-Length header
+            # is kept, so aiohttp sends them with it (not chunked); the wrapper adds the idle timeout
+            body = limited = _LimitedBody(request.content, ctx.body_limit, ctx.body_idle_timeout)
         if body is not None:
             await self._continue(request, state)
         elif request.headers.get(hdrs.EXPECT, "100-continue").lower() != "100-continue":
@@ -273,6 +290,8 @@ class ProxyHandler:
         try:
             up = await self.forwarder.send(ctx.method, ctx.target, up_headers, body)
         except Denial:
+            if limited is not None and limited.timed_out:
+                raise Denial(408, Reason.BODY_TIMEOUT, detail=f"body paused > {ctx.body_idle_timeout:g}s") from None
             if limited is not None and limited.overflowed:
                 raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"chunked body > {ctx.body_limit}") from None
             raise
