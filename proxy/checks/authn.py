@@ -10,6 +10,7 @@ identity headers are stripped from every request either way (see `strips`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,14 +18,14 @@ from proxy.config import Auth
 from proxy.context import RequestContext
 from proxy.decision import Denial, Reason
 from proxy.identity import Principal
-from proxy.jwt.cache import TokenCache
+from proxy.jwt.cache import Entry, TokenCache
 from proxy.jwt.errors import TokenError
 from proxy.jwt.verifier import Verifier
 from proxy.revocation import RevocationStore
 
 # RFC 9110 §9.2.1: everything else (POST, PUT, PATCH, DELETE, PROPFIND, PURGE ...) can change state
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_TOKEN68 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 _MISSING = {"WWW-Authenticate": "Bearer"}
 # RFC 6750 §3.1; the description stays generic: the reason code goes to the log only
 _INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="The access token is invalid"'}
@@ -56,7 +57,7 @@ class Authenticate:
                 raise Denial(401, Reason.JWT_MISSING, headers=_MISSING, public="missing-token")
             if from_cookie and ctx.method not in _SAFE and not self._same_origin(ctx):
                 raise TokenError(Reason.CSRF, "cookie token on an unsafe method without a matching Origin")
-            principal = await self._verify(token)
+            principal, identity = await self._verify(token)
         except TokenError as exc:
             if anonymous_ok:
                 ctx.log["bastion.auth_ignored"] = exc.reason.value
@@ -67,17 +68,19 @@ class Authenticate:
             raise Denial(401, exc.reason, detail=exc.detail, headers=_INVALID, public="invalid-token") from None
         ctx.principal = principal
         ctx.log["user.id"] = principal.subject
-        self._forward_claims(ctx, principal)
+        for header, value in identity:
+            ctx.add_upstream_header(header, value)
 
-    async def _verify(self, token: str) -> Principal:
+    async def _verify(self, token: str) -> Entry:
         key = self.cache.key(token)
-        principal = self.cache.get(key)
-        if principal is None:
+        entry = self.cache.get(key)
+        if entry is None:
             principal = await self.verifier.verify(token)
-            self.cache.put(key, principal)
-        if self.revocations is not None and await self.revocations.is_revoked(principal):
+            entry = (principal, self._identity(principal))
+            self.cache.put(key, entry)
+        if self.revocations is not None and await self.revocations.is_revoked(entry[0]):
             raise TokenError(Reason.REVOKED)
-        return principal
+        return entry
 
     def _extract(self, ctx: RequestContext) -> tuple[str | None, bool]:
         found: list[tuple[str, bool]] = []
@@ -110,7 +113,7 @@ class Authenticate:
         """The same size and alphabet checks for every source, before any hashing or parsing."""
         if len(token) > self.max_bytes:
             raise TokenError(Reason.JWT_TOO_LARGE, f"{len(token)} bytes")
-        if not token or not _TOKEN68.issuperset(token):
+        if not _TOKEN68.fullmatch(token):
             raise TokenError(Reason.JWT_MALFORMED, "not a token68 value")
         return token
 
@@ -121,18 +124,18 @@ class Authenticate:
             return origin in self.origins or origin == f"{ctx.scheme}://{ctx.host}".lower()
         return ctx.headers.get("Sec-Fetch-Site") == "same-origin"
 
-    def _forward_claims(self, ctx: RequestContext, principal: Principal) -> None:
+    def _identity(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        """The `forward_claims` headers of a verified token, computed once and cached with it."""
+        out: list[tuple[str, str]] = []
         for claim, header in self.forward:
             value = _claim(principal.claims, claim)
             if value is None:
                 continue
             text = _header_value(value)
             if text is None:
-                raise Denial(
-                    401, Reason.BAD_CLAIMS, detail=f"claim {claim} cannot be a header", headers=_INVALID,
-                    public="invalid-token",
-                )
-            ctx.add_upstream_header(header, text)
+                raise TokenError(Reason.BAD_CLAIMS, f"claim {claim} cannot be a header")
+            out.append((header, text))
+        return tuple(out)
 
 
 def _claim(claims: Mapping[str, Any], name: str) -> Any:
