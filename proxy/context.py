@@ -38,7 +38,9 @@ class RequestContext:
     # The request body, once a check asked for it (bounded by `body_limit`); the upstream then gets
     # exactly these bytes. `body_reader` is the server's; checks call `read_body()`.
     body: bytes | None = None
-    body_reader: Callable[[int], Awaitable[bytes]] | None = None
+    # called as body_reader(ctx, limit): taking the context as an argument (not capturing it) keeps
+    # the context out of a reference cycle, so it is freed by refcounting, not by the GC
+    body_reader: Callable[[RequestContext, int], Awaitable[bytes]] | None = None
     parsed_body: Any = None  # proxy.body.Parsed, when validation parsed it (detectors reuse it)
     # Set by the rule match (the compiled rule that decides this request) and by authentication.
     rule: Any = None
@@ -56,7 +58,7 @@ class RequestContext:
         """
         if self.body is None:
             limit = self.body_limit if cap is None else min(cap, self.body_limit)
-            self.body = await self.body_reader(limit) if self.body_reader is not None else b""
+            self.body = await self.body_reader(self, limit) if self.body_reader is not None else b""
         return self.body
 
     def add_upstream_header(self, name: str, value: str) -> None:

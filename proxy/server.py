@@ -9,10 +9,11 @@ same problem+json body and headers as everything else (and no `Server` header, n
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
 
@@ -35,10 +36,6 @@ from proxy.security_headers import HeaderPolicy
 from proxy.websocket import relay
 
 log = logging.getLogger("bastion.server")
-
-
-
-
 
 
 _COALESCE_BYTES = 16 * 1024
@@ -134,7 +131,7 @@ class ProxyHandler:
         ctx.content_length = request.content_length
         ctx.body_idle_timeout = self.body_idle
         state = _Outcome()
-        ctx.body_reader = self._reader(request, ctx, state)
+        ctx.body_reader = functools.partial(self._read_body, request, state)
         ctx.chunked = (
             request.version >= aiohttp.HttpVersion11 and "chunked" in headers.get(hdrs.TRANSFER_ENCODING, "").lower()
         )
@@ -224,30 +221,26 @@ class ProxyHandler:
         )
         return self._deny(ctx, denial, state)
 
-    def _reader(
-        self, request: BaseRequest, ctx: RequestContext, state: _Outcome
-    ) -> Callable[[int], Awaitable[bytes]]:
-        async def read(limit: int) -> bytes:
-            if not (ctx.content_length or ctx.chunked):
-                return b""
-            if ctx.content_length is not None and ctx.content_length > limit:
-                raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"content-length {ctx.content_length} > {limit}")
-            await self._continue(request, state)
-            data = b""
-            try:
-                while len(data) <= limit and not request.content.at_eof():
-                    async with asyncio.timeout(ctx.body_idle_timeout):
-                        more = await request.content.read(limit + 1 - len(data))
-                    if not more:
-                        break
-                    data += more
-            except TimeoutError:
-                raise Denial(408, Reason.BODY_TIMEOUT, detail="body paused too long (read for inspection)") from None
-            if len(data) > limit:
-                raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"body > {limit} (read for inspection)")
-            return data
-
-        return read
+    async def _read_body(self, request: BaseRequest, state: _Outcome, ctx: RequestContext, limit: int) -> bytes:
+        """ctx.read_body()'s reader: the whole body up to `limit`, or a 413/408 Denial."""
+        if not (ctx.content_length or ctx.chunked):
+            return b""
+        if ctx.content_length is not None and ctx.content_length > limit:
+            raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"content-length {ctx.content_length} > {limit}")
+        await self._continue(request, state)
+        data = b""
+        try:
+            while len(data) <= limit and not request.content.at_eof():
+                async with asyncio.timeout(ctx.body_idle_timeout):
+                    more = await request.content.read(limit + 1 - len(data))
+                if not more:
+                    break
+                data += more
+        except TimeoutError:
+            raise Denial(408, Reason.BODY_TIMEOUT, detail="body paused too long (read for inspection)") from None
+        if len(data) > limit:
+            raise Denial(413, Reason.BODY_TOO_LARGE, detail=f"body > {limit} (read for inspection)")
+        return data
 
     @staticmethod
     async def _continue(request: BaseRequest, state: _Outcome) -> None:
