@@ -8,12 +8,14 @@ any handler runs (raw sockets), and upstream failures (502, 504, masked 5xx).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 
 from proxy.decision import PROBLEM_BASE, Reason
-from tests.conftest import free_port, raw_request
+from tests.conftest import EchoUpstream, StartBastion, free_port, make_config, raw_request
 from tests.headers.conftest import API_HEADERS, HSTS, Answer, Crash, Gate, HeaderUpstream, Raise, add_check, head_lines
 
 Fetch = Callable[..., Awaitable[Answer]]
@@ -155,3 +157,23 @@ async def test_unmasked_upstream_answers_pass_with_headers(gate: Gate, client: F
     got = await client(proxy.url + "/public/x", params={"status": str(status), "body": "upstream says"})
     assert got.status == status and got.body == b"upstream says"
     assert {k: got.headers.get(k) for k in API_HEADERS} == API_HEADERS
+
+
+async def test_a_real_429_from_a_rate_limit_carries_the_security_headers(
+    upstream: EchoUpstream, start_bastion: StartBastion, tmp_path: Path
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: once\n    match: {path: /once, methods: [GET]}\n    allow: anonymous\n"
+        "    rate_limit: [{key: ip, rate: 1/minute, burst: 1}]\n"
+    )
+    proxy = await start_bastion(make_config(upstream.url, rules=[str(tmp_path / "*.yaml")]))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(proxy.url + "/once") as r:
+            assert r.status == 200
+        async with s.get(proxy.url + "/once") as r:
+            assert r.status == 429
+            assert r.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+            assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["X-Frame-Options"] == "DENY"
+            assert r.headers["Cache-Control"] == "no-store" and "Retry-After" in r.headers
+            assert "Server" not in r.headers
+    assert len(upstream.seen) == 1
