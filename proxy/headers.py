@@ -29,6 +29,18 @@ def connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
     return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
 
 
+def end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """The (name, value) pairs `copy_end_to_end` keeps, for callers that fill a multidict they own."""
+    skip = drop or HOP_BY_HOP
+    if "Connection" in headers:
+        skip = skip | connection_named(headers)
+    return [
+        (k, v)
+        for k, v in headers.items()
+        if (lk := k.lower()) not in skip and not ("_" in lk and lk.replace("_", "-") in skip)
+    ]
+
+
 def copy_end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
     """A copy without hop-by-hop fields, `Connection`-named fields and the `drop` set (lower-case,
     and a superset of HOP_BY_HOP when given: callers precompute `HOP_BY_HOP | their names` once).
@@ -36,14 +48,5 @@ def copy_end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = froze
     SECURITY: `X_User_Id` is dropped like `X-User-Id`: some upstream frameworks (WSGI/CGI environ,
     nginx with underscores_in_headers) read both as the same header (oauth2-proxy CVE-2025-64484).
     """
-    skip = drop or HOP_BY_HOP
-    if "Connection" in headers:
-        skip = skip | connection_named(headers)
     # one list comprehension and one constructor call: measurably cheaper than repeated .add()
-    return CIMultiDict(
-        [
-            (k, v)
-            for k, v in headers.items()
-            if (lk := k.lower()) not in skip and not ("_" in lk and lk.replace("_", "-") in skip)
-        ]
-    )
+    return CIMultiDict(end_to_end(headers, drop))

@@ -27,7 +27,7 @@ from proxy.context import RequestContext
 from proxy.decision import Denial, Reason, Reply
 from proxy.forwarded import SPOOFABLE, ForwardedPolicy
 from proxy.forwarder import Forwarder
-from proxy.headers import HOP_BY_HOP, copy_end_to_end
+from proxy.headers import HOP_BY_HOP, copy_end_to_end, end_to_end
 from proxy.logs import LogOutput, access_record, cap
 from proxy.pipeline import Pipeline
 from proxy.requestid import request_id_from
@@ -295,10 +295,11 @@ class ProxyHandler:
             state.upstream_ms = (time.monotonic() - t0) * 1000
             if self.mask_errors and up.status >= 500:
                 return self._masked(ctx, up, state)
-            resp_headers = copy_end_to_end(up.headers, self.response_drop)
+            resp = ProxyResponse(status=up.status)
+            resp_headers = resp.headers  # filled in place: StreamResponse(headers=...) would copy them again
+            resp_headers.extend(end_to_end(up.headers, self.response_drop))
             resp_headers[self.rid_header] = ctx.request_id
-            self.pipeline.on_response(ctx, up.status, resp_headers)
-            resp = ProxyResponse(status=up.status, headers=resp_headers)
+            self.pipeline.on_response(ctx, up.status, resp_headers)  # type: ignore[arg-type]
             state.status = up.status
             length = up.content_length
             # A small body of known length is read (bounded) and sent with the headers in one write;
