@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -78,15 +76,7 @@ def config(path: Path, mode: str, port: int, admin: int, upstream: int, pems: di
 
 
 def wrk(url: str, token: str, duration: float, connections: int) -> tuple[float, float, int]:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", url]
-    if token:
-        argv[1:1] = ["-H", f"Authorization: Bearer {token}"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else float("nan")
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, p99, int(bad.group(1)) if bad else 0
+    return rb.wrk(url, duration, connections, (f"Authorization: Bearer {token}",))
 
 
 def main() -> int:
