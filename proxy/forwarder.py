@@ -28,6 +28,7 @@ class Forwarder:
         self.cfg = cfg
         self.base = "http://localhost" if cfg.unix_path else cfg.url
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -71,12 +72,22 @@ class Forwarder:
     def url(self, target: str) -> URL:
         return _url(self.base, target)
 
-    async def send(self, method: str, target: str, headers: CIMultiDict[str], body: Any) -> aiohttp.ClientResponse:
+    async def send(
+        self,
+        method: str,
+        target: str,
+        headers: CIMultiDict[str],
+        body: Any,
+        timeout: tuple[float | None, float | None] | None = None,
+    ) -> aiohttp.ClientResponse:
         """The upstream's response, headers read and body not yet; the caller releases it.
 
         A plain coroutine rather than an async context manager: on the hot path the generator-based
         `asynccontextmanager` costs several microseconds a request.
         """
+        kwargs: dict[str, Any] = {}
+        if timeout is not None:  # a route's (read, total) over the pool's defaults
+            kwargs["timeout"] = self._timeout(timeout)
         try:
             return await self.session.request(
                 method,
@@ -84,11 +95,25 @@ class Forwarder:
                 headers=headers,
                 data=body,
                 allow_redirects=False,
+                **kwargs,
             )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise Denial(504, Reason.UPSTREAM_TIMEOUT, detail=type(exc).__name__) from exc
         except aiohttp.ClientError as exc:
             raise Denial(502, Reason.UPSTREAM_UNAVAILABLE, detail=f"{type(exc).__name__}: {exc}") from exc
+
+    def _timeout(self, route: tuple[float | None, float | None]) -> aiohttp.ClientTimeout:
+        """One ClientTimeout per distinct route override, built once (a handful per rule set)."""
+        found = self._timeouts.get(route)
+        if found is None:
+            read, total = route
+            cfg = self.cfg
+            found = self._timeouts[route] = aiohttp.ClientTimeout(
+                total=total if total is not None else cfg.total_timeout,
+                sock_connect=cfg.connect_timeout,
+                sock_read=read if read is not None else cfg.read_timeout,
+            )
+        return found
 
     async def ws_connect(
         self, target: str, headers: CIMultiDict[str], protocols: tuple[str, ...], max_msg_size: int

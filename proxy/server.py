@@ -281,7 +281,9 @@ class ProxyHandler:
             raise Denial(417, Reason.BAD_REQUEST, detail="unsupported expectation")
         t0 = time.monotonic()
         try:
-            up = await self.forwarder.send(ctx.method, ctx.target, up_headers, body)
+            up = await self.forwarder.send(
+                ctx.method, ctx.target, up_headers, body, getattr(ctx.rule, "timeout", None)
+            )
         except Denial:
             if limited is not None and limited.timed_out:
                 raise Denial(408, Reason.BODY_TIMEOUT, detail=f"body paused > {ctx.body_idle_timeout:g}s") from None

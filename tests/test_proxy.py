@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -225,3 +226,20 @@ async def test_expect_100_continue_is_answered_after_the_checks(proxy: Running, 
     writer.close()
     assert final.startswith(b"HTTP/1.1 200")
     assert upstream.seen[0].body_len == 5 and upstream.seen[0].header("Expect") is None
+
+
+async def test_a_route_can_have_its_own_upstream_timeout(
+    upstream: EchoUpstream, start_bastion: StartBastion, tmp_path: Path
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n"
+        "  - id: impatient\n    match: {path: /slow, methods: [GET]}\n    allow: anonymous\n"
+        "    upstream: {read_timeout: 200ms}\n"
+        "  - id: patient\n    match: {path: /slowok, methods: [GET]}\n    allow: anonymous\n"
+    )
+    proxy = await start_bastion(make_config(upstream.url, rules=[str(tmp_path / "*.yaml")]))  # global read: 5 s
+    async with aiohttp.ClientSession() as s:
+        async with s.get(proxy.url + "/slow?s=0.6") as r:
+            assert r.status == 504
+        async with s.get(proxy.url + "/slowok?s=0.6") as r:
+            assert r.status == 200

@@ -31,7 +31,7 @@ from pydantic import (
 
 from proxy.config import CIDR, LimitSpec, unique_limit_names
 from proxy.config_hardening import Cors, HeaderOverrides
-from proxy.units import Size
+from proxy.units import Duration, Size
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 _ROLE = r"^[^\s]{1,200}$"
@@ -215,6 +215,14 @@ class LoginSpec(Spec):
     username_field: str = Field("username", pattern=r"^[^\s]{1,64}$")
 
 
+class UpstreamSpec(Spec):
+    """Per-route upstream timeouts; each overrides the global `upstream.*` one (a slow report
+    endpoint may wait longer than the rest of the API, a health check less)."""
+
+    read_timeout: Duration | None = None
+    total_timeout: Duration | None = None
+
+
 class RuleSpec(Spec):
     id: str = Field(pattern=_ID)
     match: MatchSpec
@@ -224,6 +232,7 @@ class RuleSpec(Spec):
     body: BodySpec | None = None
     query: QuerySpec | None = None
     detect: dict[str, Any] | None = None  # attack detection (proxy/detect/spec.py); validated at compile
+    upstream: UpstreamSpec | None = None  # this route's upstream timeouts
     headers: HeaderOverrides | None = None  # response headers: set / if_absent / append / remove
     cors: Cors | None = None  # replaces the global `cors:` for this rule
     # rate limits of this rule, added to the global `rate_limits.default`; shown as `<rule id>.<name>`

@@ -109,6 +109,7 @@ class Rule:
         "has_extras",
         "validation",
         "detect",
+        "timeout",
         "headers",
         "cors",
         "rate_limits",
@@ -136,7 +137,17 @@ class Rule:
         self.allows_anonymous = condition.anonymous
         self.validation: Any = None  # proxy.policy.validation.Validation, set by the compiler
         self.detect: Any = None  # proxy.detect.DetectSpec, set by the compiler
+        up = spec.upstream
+        # (read, total) overrides for the forwarder, or None: resolved once here, not per request
+        self.timeout: tuple[float | None, float | None] | None = (
+            (up.read_timeout, up.total_timeout) if up is not None else None
+        )
         self.detect: Any = None  # proxy.detect.DetectSpec, set by the compiler
+        up = spec.upstream
+        # (read, total) overrides for the forwarder, or None: resolved once here, not per request
+        self.timeout: tuple[float | None, float | None] | None = (
+            (up.read_timeout, up.total_timeout) if up is not None else None
+        )
         # response hardening, compiled here at load: the per-request path only applies them
         self.headers: Plan | None = rule_plan(spec.headers)
         self.cors: CorsPolicy | None = compile_cors(spec.cors)
