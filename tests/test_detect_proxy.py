@@ -92,7 +92,7 @@ async def test_detect_mode_forwards_and_logs(proxy_d: Running, upstream: EchoUps
     assert len(upstream.seen) == 1
     [rec] = await proxy_d.access(1)
     assert rec["bastion.decision"] == "detected" and rec["bastion.detections"][0]["class"] == "sqli"
-    assert "OR 1=1" not in str(rec["bastion.detections"]) or len(rec["bastion.detections"][0]["snippet"]) <= 64
+    assert 0 < len(rec["bastion.detections"][0]["snippet"]) <= 64  # a capped snippet, never the whole value
 
 
 async def test_routes_without_detect_stream_untouched(proxy_d: Running, upstream: EchoUpstream) -> None:

@@ -85,17 +85,18 @@ async def test_ambiguous_framing_is_refused(
 
 
 @pytest.mark.parametrize(
-    "request_bytes",
+    "request_bytes, status",
     [
-        pytest.param(b"GET / HTTP/2.0\r\n" + H + b"\r\n", id="http2-request-line"),
-        pytest.param(b"GET /\r\n\r\n", id="http09"),
-        pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", id="h2-preface"),
+        pytest.param(b"GET / HTTP/2.0\r\n" + H + b"\r\n", b"505", id="http2-request-line"),
+        pytest.param(b"GET /\r\n\r\n", b"505", id="http09"),
+        pytest.param(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"400", id="h2-preface"),
     ],
 )
 async def test_other_protocol_versions_never_reach_the_upstream(
-    proxy: Running, upstream: EchoUpstream, request_bytes: bytes
+    proxy: Running, upstream: EchoUpstream, request_bytes: bytes, status: bytes
 ) -> None:
-    await raw_request(proxy.port, request_bytes, timeout=2)
+    raw = await raw_request(proxy.port, request_bytes, timeout=2)
+    assert raw.split(b" ", 2)[1] == status and b"application/problem+json" in raw
     assert upstream.seen == []
 
 
