@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -116,21 +115,10 @@ def main() -> int:
                 cpu[mode].append((rb.cpu_seconds(pids[mode]) - c0) / (rps * (time.monotonic() - t0)) * 1e6)
                 print(f"round {r + 1} {mode:14} {rps:9.0f} req/s  p99 {p99:7.2f} ms  {cpu[mode][-1]:6.1f} µs CPU/req"
                       f"  non-2xx {bad}", file=sys.stderr)
-        base = statistics.median(x[0] for x in results["off"])
-        base_cpu = statistics.median(cpu["off"])
         print(f"\nwrk -t1 -c{args.connections}, {args.rounds} round(s) × {args.duration:g} s, "
               f"{os.cpu_count()} CPUs, medians; command: python benchmarks/jwt_bench.py "
               f"--duration {args.duration:g} --rounds {args.rounds}\n")
-        print("| mode | req/s | p99 ms | throughput cost vs off | Bastion CPU µs/req | CPU cost vs off | non-2xx |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for mode in MODES:
-            rps = statistics.median(x[0] for x in results[mode])
-            p99 = statistics.median(x[1] for x in results[mode])
-            us = statistics.median(cpu[mode])
-            cost = "—" if mode == "off" else f"{(1 - rps / base):.1%}"
-            cpu_cost = "—" if mode == "off" else f"{(us / base_cpu - 1):+.1%}"
-            print(f"| {mode} | {rps:.0f} | {p99:.2f} | {cost} | {us:.1f} | {cpu_cost} | "
-                  f"{sum(x[2] for x in results[mode])} |")
+        rb.print_table(MODES, results, cpu)
         return 0
     finally:
         kids.stop()

@@ -177,6 +177,24 @@ def bastion_config(path: Path, mode: str, port: int, admin: int, upstream: int, 
     path.write_text(text)
 
 
+def print_table(
+    modes: tuple[str, ...], results: dict[str, list[tuple[float, float, int]]], cpu: dict[str, list[float]]
+) -> None:
+    """The markdown table of a feature benchmark: medians, and each mode's cost against the first."""
+    base, base_cpu = statistics.median(x[0] for x in results[modes[0]]), statistics.median(cpu[modes[0]])
+    print(f"| mode | req/s | p99 ms | throughput cost vs {modes[0]} | Bastion CPU µs/req | CPU cost vs {modes[0]} "
+          "| non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for mode in modes:
+        rps = statistics.median(x[0] for x in results[mode])
+        p99 = statistics.median(x[1] for x in results[mode])
+        us = statistics.median(cpu[mode])
+        cost = "—" if mode == modes[0] else f"{(1 - rps / base):.1%}"
+        cpu_cost = "—" if mode == modes[0] else f"{(us / base_cpu - 1):+.1%}"
+        bad = sum(x[2] for x in results[mode])
+        print(f"| {mode} | {rps:.0f} | {p99:.2f} | {cost} | {us:.1f} | {cpu_cost} | {bad} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=5.0)
@@ -224,20 +242,9 @@ def main() -> int:
                 print(f"round {r + 1} {mode:7} {rps:9.0f} req/s  p99 {p99:7.2f} ms  {cpu[mode][-1]:6.1f} µs CPU/req"
                       f"  non-2xx {bad}", file=sys.stderr)
         store = get_json(urls["redis"][1] + "/status").get("store", {})
-        base = statistics.median(x[0] for x in results["off"])
         print(f"\n{load.__name__}, -c{args.connections}, {args.rounds} round(s) × {args.duration:g} s, "
               f"{os.cpu_count()} CPUs, medians\n")
-        base_cpu = statistics.median(cpu["off"])
-        print("| mode | req/s | p99 ms | throughput cost vs off | Bastion CPU µs/req | CPU cost vs off | non-2xx |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for mode in MODES:
-            rps = statistics.median(x[0] for x in results[mode])
-            p99 = statistics.median(x[1] for x in results[mode])
-            us = statistics.median(cpu[mode])
-            cost = "—" if mode == "off" else f"{(1 - rps / base):.1%}"
-            cpu_cost = "—" if mode == "off" else f"{(us / base_cpu - 1):+.1%}"
-            print(f"| {mode} | {rps:.0f} | {p99:.2f} | {cost} | {us:.1f} | {cpu_cost} |"
-                  f" {sum(x[2] for x in results[mode])} |")
+        print_table(MODES, results, cpu)
         print(f"\nredis-server CPU: {statistics.median(redis_cpu):.1f} µs/req (same machine, not Bastion's)")
         if isinstance(store, dict) and store.get("batches"):
             print(f"\nredis: {store['batches']} EVALSHA batches, circuit {store.get('circuit')}, "
