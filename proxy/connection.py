@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
+from multidict import CIMultiDict
 
 from proxy.decision import Denial, Reason
 from proxy.logs import access_record
@@ -69,13 +70,17 @@ class BastionRequestHandler(RequestHandler):
         rid = new_request_id()
         denial = Denial(408, Reason.HEADER_TIMEOUT, detail=f"request head not complete in {manager.header_timeout:g}s")
         manager.on_parser_error(rid, None, denial, peer=transport.get_extra_info("peername"))
+        # No request, so no response object: the head is written here, with the same headers
+        # (problem type, request id, the listener's security-header plan) as every other answer.
         body = orjson.dumps(denial.problem(rid))
-        head = (
-            f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json\r\n"
-            f"{manager.rid_header}: {rid}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        headers: CIMultiDict[str] = CIMultiDict(
+            {"Content-Type": "application/problem+json", manager.rid_header: rid, "Cache-Control": "no-store"}
         )
-        transport.write(head.encode() + body)
+        manager.proxy.parser_plan.apply(headers)
+        headers["Content-Length"] = str(len(body))
+        headers["Connection"] = "close"
+        lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        transport.write(f"HTTP/1.1 408 Request Timeout\r\n{lines}\r\n".encode("latin-1") + body)
         self.force_close()
         transport.close()
 

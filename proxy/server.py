@@ -41,8 +41,8 @@ log = logging.getLogger("bastion.server")
 _COALESCE_BYTES = 16 * 1024
 
 
-class _BodyOverflow(Exception):
-    """The chunked request body grew past its cap while streaming."""
+class _BodyStopped(Exception):
+    """A streamed request body stopped: over its cap, or paused past the idle timeout."""
 
 
 class _LimitedBody:
@@ -69,13 +69,13 @@ class _LimitedBody:
                     chunk = await stream.readany()
             except TimeoutError:
                 self.timed_out = True
-                raise _BodyOverflow from None
+                raise _BodyStopped from None
             if not chunk:
                 return
             self.count += len(chunk)
             if self.count > self.limit:
                 self.overflowed = True
-                raise _BodyOverflow
+                raise _BodyStopped
             yield chunk
 
 

@@ -41,6 +41,7 @@ async def test_trickled_head_gets_408_and_is_closed(strict: Running, upstream: E
     status, headers, body = parse_head(raw)
     assert status == 408 and headers["content-type"] == "application/problem+json"
     assert b'"request_id"' in body and headers["connection"] == "close"
+    assert headers["x-frame-options"] == "DENY" and "content-security-policy" in headers and "server" not in headers
     assert 0.3 < elapsed < 2.5
     assert upstream.seen == []
     [rec] = await strict.access(1)
