@@ -167,6 +167,15 @@ class RequestId(Model):
     header: str = "X-Request-ID"
 
 
+class Tracing(Model):
+    """W3C trace context (proxy/tracecontext.py). `accept_incoming: false` starts a new trace for every
+    request (a front gate for untrusted clients); by default a valid client `traceparent` is
+    continued, as Envoy does."""
+
+    enabled: bool = True
+    accept_incoming: bool = True
+
+
 HMAC_ALGS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 Algorithm = Literal[
@@ -418,6 +427,7 @@ class Config(Model):
     shutdown: Shutdown = Shutdown()
     websocket: WebSocket = WebSocket()
     request_id: RequestId = RequestId()
+    tracing: Tracing = Tracing()
     auth: Auth = Auth()
     # Rule-file globs, relative to the config file's directory. An explicit empty list turns the
     # access rules off (every request that passes the other checks is forwarded): `check` warns.

@@ -47,6 +47,13 @@ class RequestContext:
     principal: Principal | None = None
     # Headers that checks want added to the upstream request (identity, trace); set after stripping.
     upstream_headers: CIMultiDict[str] | None = None
+    # W3C trace context (proxy/tracecontext.py), set before any check runs; empty when tracing is off.
+    # span_id is Bastion's own; parent_id the caller's, when its traceparent was continued.
+    trace_id: str = ""
+    span_id: str = ""
+    parent_id: str | None = None
+    trace_flags: str = "00"
+    tracestate: str | None = None
     # Extra fields for the access record (rule id, user, reason ...).
     log: dict[str, Any] = field(default_factory=dict)
 

@@ -33,6 +33,7 @@ from proxy.pipeline import Pipeline
 from proxy.requestid import request_id_from
 from proxy.responses import ProxyResponse, problem_response, reply_response
 from proxy.security_headers import HeaderPolicy
+from proxy.tracecontext import Tracer
 from proxy.websocket import relay
 
 log = logging.getLogger("bastion.server")
@@ -93,8 +94,10 @@ class ProxyHandler:
         self.scheme = "https" if cfg.listen.tls else "http"
         self.ws_enabled = cfg.websocket.enabled
         self.ws_max = cfg.websocket.max_message
+        self.tracer = Tracer(cfg.tracing)
         # Client-sent headers that Bastion re-sets or that must never reach the upstream: resolved once.
         drop = {h.lower() for h in SPOOFABLE} | {self.rid_header.lower(), "expect"} | pipeline.strips
+        drop |= self.tracer.strips
         if cfg.upstream.host_header == "rewrite":
             drop.add("host")
         self.drop = frozenset(drop) | HOP_BY_HOP
@@ -124,6 +127,7 @@ class ProxyHandler:
             host=origin.host,
             started=started,
         )
+        self.tracer.begin(ctx)  # before any check: denials carry the trace id too
         raw = request.raw_headers
         ctx.http_version = request.version[:2]
         ctx.header_count = len(raw)
@@ -258,6 +262,7 @@ class ProxyHandler:
         out = copy_end_to_end(request.headers, self.drop)
         self.policy.upstream_headers(peer, origin, request.headers, out)
         out[self.rid_header] = ctx.request_id
+        self.tracer.apply(ctx, out)
         if ctx.upstream_headers:
             out.update(ctx.upstream_headers)
         return out

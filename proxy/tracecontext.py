@@ -1,0 +1,208 @@
+"""W3C Trace Context (Level 1): `traceparent`/`tracestate` taken from the client when valid,
+started when absent or refused, and forwarded upstream with Bastion as the new parent.
+
+Bastion is a participant, not a pass-through: it gives itself a span id and sends
+`traceparent: 00-<trace-id>-<bastion span id>-<flags>`, so the upstream's spans hang under
+Bastion's access record (`trace.id`, `span.id`), and the caller's id is kept in the log as
+`bastion.parent_span_id`. The client's own headers never reach the upstream: an invalid one is
+replaced, never passed on (the spec lets a front gate "restart" the trace).
+
+>>> t = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+>>> t.trace_id, t.parent_id, t.sampled
+('4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', True)
+>>> parse_tracestate(["rojo=00f067aa0ba902b7, ", "congo=t61rcWkgMzE"])
+'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'
+
+Choices:
+- Flags: only the `sampled` bit is kept from the caller (Level 1: other bits "MUST" be zero). A
+  trace Bastion starts is sent *sampled* (`01`): Bastion records every request (its access
+  record carries the trace id), and with `00` an upstream on OpenTelemetry's default
+  `ParentBased` sampler would drop every trace Bastion started. Envoy's default is the same
+  (new traces sampled at `random_sampling` 100%).
+- `tracestate` is forwarded unchanged (empty members removed, several header lines joined with
+  ","), or dropped whole: when `traceparent` was absent or refused (the spec forbids parsing it
+  then), when any member breaks the Level 1 grammar, past 32 members, or when a key repeats (the
+  W3C test suite drops it; the spec allows it). Bastion adds no entry of its own: it has no
+  vendor state to carry.
+- Ids come from a Mersenne Twister seeded from `os.urandom` (and reseeded in a forked child):
+  trace ids are correlation keys, not secrets (an upstream that saw 624 of them could predict the
+  next ones; it could equally read them off its own traffic). One `randbytes(24).hex()` gives a
+  new trace id and span id for 0.16 µs; `os.urandom` is a syscall (0.4 µs) and
+  `f"{getrandbits(64):016x}"` twice costs 0.55 µs.
+- The traceparent check is one precompiled regex `match` plus slicing: 0.38 µs against 0.7 µs for
+  the fastest pure-slicing check (`str.strip(HEX)` builds its character set on each call).
+- Done once per request, before any check runs, so a denied request's access record has its
+  trace id too; the ids live on the RequestContext and the upstream header is formatted only
+  when a request is forwarded.
+
+Measured with timeit (Python 3.11 on the shared 2-core dev box; `begin` + `apply`, minus building
+the RequestContext, headers already parsed by aiohttp): no traceparent 0.9 µs; a valid one 1.35 µs;
+an invalid one 1.2 µs; a valid one with a two-member tracestate 2.0-2.25 µs; tracing disabled
+0.06 µs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from multidict import CIMultiDict
+
+from proxy.config import Tracing
+from proxy.context import RequestContext
+
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+MAX_MEMBERS = 32
+
+# version "-" trace-id "-" parent-id "-" flags, all lower-case hex (HEXDIGLC). Matched at the start
+# only: a future version may carry more fields after a "-" (checked by length below).
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_ZERO_TRACE = "0" * 32
+_ZERO_PARENT = "0" * 16
+_SAMPLED = frozenset("13579bdf")  # second hex digit odd: the sampled bit (0x01) is set
+
+# Level 1 keys: simple-key / tenant-id "@" system-id. Values: printable ASCII without "," and "=",
+# not ending in a space (a trailing space is optional whitespace, stripped with the member).
+_KEYCHARS = r"[a-z0-9_\-*/]"
+_MEMBER = re.compile(
+    rf"(?:[a-z]{_KEYCHARS}{{0,255}}|[a-z0-9]{_KEYCHARS}{{0,240}}@[a-z]{_KEYCHARS}{{0,13}})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+_COMPACT = re.compile(rf"{_MEMBER.pattern}(?:,{_MEMBER.pattern}){{0,{MAX_MEMBERS - 1}}}")
+
+_rng = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
+_randbytes = _rng.randbytes
+
+
+class TraceParent(NamedTuple):
+    trace_id: str
+    parent_id: str
+    sampled: bool
+
+
+def parse_traceparent(value: str) -> TraceParent | None:
+    """The caller's trace id, parent id and sampled bit, or None when the value must be ignored.
+
+    Version 00 is exactly 55 characters. A higher version (not `ff`) is read by its first 55
+    characters when the 56th is a "-" or there is none (spec: "Versioning of traceparent").
+    """
+    parsed = _parse(value)
+    return None if parsed is None else TraceParent(*parsed)
+
+
+def _parse(value: str) -> tuple[str, str, bool] | None:
+    """`parse_traceparent` as a plain tuple: building a NamedTuple costs a Python-level call."""
+    n = len(value)
+    if n != 55 and (n < 55 or value[55] != "-" or value.startswith("00")):
+        return None
+    if _TRACEPARENT.match(value) is None or value.startswith("ff"):
+        return None
+    trace_id = value[3:35]
+    parent_id = value[36:52]
+    if trace_id == _ZERO_TRACE or parent_id == _ZERO_PARENT:
+        return None
+    return trace_id, parent_id, value[54] in _SAMPLED
+
+
+def parse_tracestate(values: Sequence[str]) -> str | None:
+    """The combined `tracestate` to forward, or None: when empty, or when any part is invalid (one
+    bad member, a repeated key or more than 32 members drop the whole header, never part of it)."""
+    combined = values[0] if len(values) == 1 else ",".join(values)
+    if _COMPACT.fullmatch(combined) is not None:
+        # the usual form (no whitespace, no empty members) in one regex: 0.3 µs against 0.7 µs for one
+        # member walked by the loop below, half the time for more
+        members = combined.split(",")
+        if len(members) == 1 or len({m.partition("=")[0] for m in members}) == len(members):
+            return combined
+        return None
+    kept: list[str] = []
+    keys: set[str] = set()
+    for value in values:
+        for raw in value.split(","):
+            member = raw.strip(" \t")
+            if not member:
+                continue  # empty and whitespace-only members are allowed (and not sent on)
+            if _MEMBER.fullmatch(member) is None:
+                return None
+            key = member.partition("=")[0]
+            if key in keys:
+                return None
+            keys.add(key)
+            kept.append(member)
+    if not kept or len(kept) > MAX_MEMBERS:
+        return None
+    return ",".join(kept)
+
+
+def new_ids() -> tuple[str, str]:
+    """A new trace id and span id from one draw (`randbytes(24).hex()` costs 0.16 µs, two
+    `f"{getrandbits(n):0Nx}"` 0.55 µs). All-zero ids are invalid: drawn again (p = 2^-64)."""
+    ids = _randbytes(24).hex()
+    while ids[:32] == _ZERO_TRACE or ids[32:] == _ZERO_PARENT:
+        ids = _randbytes(24).hex()
+    return ids[:32], ids[32:]
+
+
+def new_span_id() -> str:
+    span_id = _randbytes(8).hex()
+    while span_id == _ZERO_PARENT:
+        span_id = _randbytes(8).hex()
+    return span_id
+
+
+class Tracer:
+    """Applies `tracing:` to one request: `begin` when the context is built, `apply` to the headers
+    that go upstream (HTTP and WebSocket handshakes alike).
+
+    `strips` are the client's headers the server must drop before copying: Bastion sets its own.
+    Disabled, Bastion takes no part: no ids, and the client's headers pass through untouched like
+    any other end-to-end header (what the spec asks of a proxy that does not trace).
+    """
+
+    __slots__ = ("enabled", "accept_incoming", "strips")
+
+    def __init__(self, cfg: Tracing) -> None:
+        self.enabled = cfg.enabled
+        self.accept_incoming = cfg.accept_incoming
+        self.strips = frozenset((TRACEPARENT, TRACESTATE)) if cfg.enabled else frozenset()
+
+    def begin(self, ctx: RequestContext) -> None:
+        """Set the trace ids on `ctx` and its access record. Never denies: a bad header only means
+        a new trace."""
+        if not self.enabled:
+            return
+        log = ctx.log
+        parent = None
+        if self.accept_incoming:
+            values = ctx.headers.getall(TRACEPARENT, ())
+            if values:
+                # SECURITY: two traceparents are ambiguous (which one would the upstream read?): neither is used
+                parent = _parse(values[0]) if len(values) == 1 else None
+                if parent is None:
+                    log["bastion.trace_invalid"] = TRACEPARENT
+        if parent is None:
+            ctx.trace_id, ctx.span_id = log["trace.id"], log["span.id"] = new_ids()
+            ctx.trace_flags = "01"
+            return
+        ctx.trace_id = log["trace.id"] = parent[0]
+        ctx.span_id = log["span.id"] = new_span_id()
+        ctx.parent_id = log["bastion.parent_span_id"] = parent[1]
+        ctx.trace_flags = "01" if parent[2] else "00"
+        states = ctx.headers.getall(TRACESTATE, ())
+        if states:
+            ctx.tracestate = parse_tracestate(states)
+            if ctx.tracestate is None and any(s.strip(" \t,") for s in states):
+                log["bastion.trace_invalid"] = TRACESTATE
+
+    def apply(self, ctx: RequestContext, out: CIMultiDict[str]) -> None:
+        """Bastion's `traceparent` (and the caller's valid `tracestate`) on the upstream request."""
+        if not ctx.trace_id:
+            return
+        out[TRACEPARENT] = f"00-{ctx.trace_id}-{ctx.span_id}-{ctx.trace_flags}"
+        if ctx.tracestate is not None:
+            out[TRACESTATE] = ctx.tracestate
