@@ -27,6 +27,10 @@ ACCESS_FIELDS = {
     "bastion.duration_ms",
     "bastion.upstream_ms",
     "user_agent.original",
+    "url.query",
+    "event.id",
+    "trace.id",
+    "span.id",
 }
 
 
@@ -42,7 +46,8 @@ async def test_one_access_record_per_request(proxy: Running) -> None:
     assert first["http.response.status_code"] == 200 and first["http.request.body.bytes"] == 5
     assert first["http.response.body.bytes"] > 0 and first["user_agent.original"] == "ua/1"
     assert first["bastion.upstream_ms"] <= first["bastion.duration_ms"]
-    assert first["@timestamp"].endswith("Z")
+    assert first["@timestamp"].endswith("Z") and first["url.query"] == "x=1"
+    assert first["event.id"] != second["event.id"]
     assert second["bastion.reason"] == "bad_path" and second["bastion.upstream_ms"] is None
 
 
@@ -69,7 +74,9 @@ async def test_user_controlled_values_cannot_forge_lines(proxy: Running) -> None
     recs = await proxy.access(2)
     proxy.output.close()
     assert all("forged" not in r for r in recs)
-    assert len(recs[0]["user_agent.original"]) <= 513
+    ua_logged = recs[0]["user_agent.original"]
+    assert len(ua_logged) <= 513 + 5  # capped at 512; U+2028 written as visible `\u2028` (6 for 1)
+    assert "\u2028" not in ua_logged and ua_logged.startswith("a\\u2028b")
     assert b"\x1b" not in orjson.dumps(proxy.logs.lines)
 
 
