@@ -27,6 +27,7 @@ from pydantic import (
 
 from proxy import yamlsource
 from proxy.config_hardening import Cors, Headers
+from proxy.config_logging import Logging
 from proxy.units import Duration, Size, parse_duration
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -145,12 +146,6 @@ class Protocol(Model):
         if "CONNECT" in v:
             raise ValueError("CONNECT is never proxied: Bastion is not a tunnel")
         return v
-
-
-class Logging(Model):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["json"] = "json"
-    access_log: bool = True
 
 
 class Shutdown(Model):

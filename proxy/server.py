@@ -89,6 +89,8 @@ class ProxyHandler:
         self.forwarder = forwarder
         self.output = output
         self.access_log = cfg.logging.access_log
+        self.log_query = cfg.logging.query
+        self.log_headers = cfg.logging.headers
         self.rid_header = cfg.request_id.header
         self.policy = ForwardedPolicy(cfg.trusted_proxies, cfg.client_ip_header)
         self.scheme = "https" if cfg.listen.tls else "http"
@@ -183,12 +185,18 @@ class ProxyHandler:
                         upstream_ms=state.upstream_ms,
                         user_agent=headers.get(hdrs.USER_AGENT),
                         extra=ctx.log,
+                        query=ctx.query if self.log_query else "",
+                        headers={h: v for h in self.log_headers if (v := headers.get(h)) is not None}
+                        if self.log_headers
+                        else None,
                     )
                 )
 
     def _deny(self, ctx: RequestContext, denial: Denial, state: _Outcome) -> web.StreamResponse:
         state.status = denial.status
         ctx.log["bastion.reason"] = denial.reason.value
+        if denial.extra and (violated := denial.extra.get("violated-policies")):
+            ctx.log["bastion.policies"] = violated
         if denial.detail:
             ctx.log["bastion.detail"] = cap(denial.detail, 512)
         resp = problem_response(denial, ctx.request_id, self.rid_header)

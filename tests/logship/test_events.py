@@ -1,0 +1,141 @@
+"""Security events as their own records, one schema with the access record they came from.
+
+Each attacker-visible outcome (a forged token, a missing one, a refused role, an injection, a rate
+limit, a login lockout) is driven through a real Bastion and must produce its event with the
+request id, the trace id and the reason, and never the credential.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+
+from tests.conftest import EchoUpstream, Running, StartBastion, make_config
+
+ISSUER = "https://issuer.events.test"
+SECRET = "events-test-secret-0123456789-abcdefgh"
+RULES = """
+roles: {user: [], admin: []}
+rules:
+  - id: me
+    match: {path: /me}
+    allow: authenticated
+  - id: admin
+    match: {path: /admin}
+    allow: {roles_any: [admin]}
+  - id: comments
+    match: {path: /comments, methods: [POST]}
+    allow: anonymous
+    detect: {mode: block}
+  - id: audit
+    match: {path: /audit, methods: [POST]}
+    allow: anonymous
+    detect: {mode: detect}
+  - id: limited
+    match: {path: /limited}
+    allow: anonymous
+    rate_limit: [{key: ip, rate: 1/hour, name: per-ip}]
+  - id: login
+    match: {path: "/status/{code}", methods: [POST]}
+    allow: anonymous
+    login: true
+"""
+
+
+def token(**claims: Any) -> str:
+    now = int(time.time())
+    body = {"iss": ISSUER, "sub": "alice", "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex, **claims}
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+async def proxy_e(upstream: EchoUpstream, start_bastion: StartBastion, tmp_path: Path) -> Running:
+    (tmp_path / "r.yaml").write_text(RULES)
+    auth = {"issuers": [{"issuer": ISSUER, "algorithms": ["HS256"], "secret": SECRET}]}
+    return await start_bastion(
+        make_config(upstream.url, rules=[str(tmp_path / "r.yaml")], rules_watch=False, auth=auth)
+    )
+
+
+async def _events(proxy: Running, action: str, n: int = 1) -> list[dict[str, Any]]:
+    import asyncio
+
+    deadline = time.monotonic() + 3
+    while True:
+        found = [r for r in proxy.logs.lines if r.get("event.action") == action]
+        if len(found) >= n or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.02)
+
+
+async def _send(proxy: Running, method: str, path: str, **kw: Any) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as s, s.request(method, proxy.url + path, **kw) as r:
+        return r.status, r.headers["X-Request-ID"]
+
+
+FORGED = token()[:-4] + "AAAA"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "jwt_missing"),
+        ({"Authorization": f"Bearer {FORGED}"}, "bad_signature"),
+        ({"Authorization": "Bearer " + token(iss="https://evil.example")}, "unknown_issuer"),
+        ({"Authorization": "Bearer " + token(exp=int(time.time()) - 3600)}, "expired"),
+    ],
+)
+async def test_authentication_failures(
+    proxy_e: Running, upstream: EchoUpstream, headers: dict[str, str], reason: str
+) -> None:
+    status, rid = await _send(proxy_e, "GET", "/me", headers=headers)
+    assert status == 401 and not upstream.seen
+    [ev] = await _events(proxy_e, "authentication_failed")
+    assert ev["event.dataset"] == "bastion.security" and ev["event.category"] == "authentication"
+    assert ev["bastion.reason"] == reason and ev["http.request.id"] == rid and ev["event.outcome"] == "failure"
+    [access] = [r for r in proxy_e.logs.access() if r["http.request.id"] == rid]
+    assert ev["trace.id"] == access["trace.id"] and ev["event.id"] != access["event.id"]
+    assert "Authorization" not in str(ev) and FORGED not in str(proxy_e.logs.lines)
+
+
+async def test_access_denied(proxy_e: Running, upstream: EchoUpstream) -> None:
+    status, rid = await _send(proxy_e, "GET", "/admin", headers={"Authorization": f"Bearer {token(roles=['user'])}"})
+    assert status == 403 and not upstream.seen
+    [ev] = await _events(proxy_e, "access_denied")
+    assert ev["bastion.reason"] == "forbidden" and ev["user.id"] == "alice" and ev["bastion.rule"] == "admin"
+
+
+@pytest.mark.parametrize(
+    ("path", "action", "status"), [("/comments", "attack_blocked", 403), ("/audit", "attack_detected", 200)]
+)
+async def test_attacks(proxy_e: Running, upstream: EchoUpstream, path: str, action: str, status: int) -> None:
+    got, rid = await _send(proxy_e, "POST", path, json={"text": "x' OR 1=1 --"})
+    assert got == status and bool(upstream.seen) is (status == 200)
+    [ev] = await _events(proxy_e, action)
+    assert ev["event.kind"] == "alert" and ev["event.category"] == "intrusion_detection"
+    attack = ev["bastion.attack"]
+    assert attack["class"] == "sqli" and attack["field"] and attack["detector"] and len(attack["snippet"]) <= 64
+    assert ev["http.request.id"] == rid and ev["bastion.rule"] == path.strip("/")
+
+
+async def test_rate_limit_hit(proxy_e: Running, upstream: EchoUpstream) -> None:
+    assert (await _send(proxy_e, "GET", "/limited"))[0] == 200
+    status, rid = await _send(proxy_e, "GET", "/limited")
+    assert status == 429 and len(upstream.seen) == 1
+    [ev] = await _events(proxy_e, "rate_limited")
+    assert ev["bastion.ratelimit.policy"] == ["limited.per-ip"] and ev["http.request.id"] == rid
+
+
+async def test_login_failures_and_lockout(proxy_e: Running, upstream: EchoUpstream) -> None:
+    statuses = [(await _send(proxy_e, "POST", "/status/401", json={"username": "bob"}))[0] for _ in range(8)]
+    assert statuses[0] == 401 and statuses[-1] == 429
+    failed = await _events(proxy_e, "login_failed")
+    locked = await _events(proxy_e, "login_locked")
+    assert failed and locked
+    assert statuses.count(401) == len(failed) and statuses.count(429) == len(locked)
