@@ -2,7 +2,8 @@
 
 Never served on the proxied port. Readiness means: config loaded, not draining, and the upstream
 accepts connections (probed at most once a second, so a probe storm never becomes an upstream
-storm). Later work adds `/metrics`, rule reload status and revocations here.
+storm). `/metrics` is the Prometheus exposition (`proxy/metrics.py`): here only, so a scrape never
+competes with traffic on the proxied port and the proxy's clients can never read it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from proxy.responses import PlainResponse
 from proxy.revocation import RevocationStore
@@ -71,8 +73,13 @@ def _problem(status: int, title: str) -> web.Response:
 
 
 def create_admin_app(
-    health: Health, revocations: RevocationStore | None = None, admin_token: str | None = None
+    health: Health,
+    revocations: RevocationStore | None = None,
+    admin_token: str | None = None,
+    metrics: Callable[[], bytes] | None = None,
 ) -> web.Application:
+    """`metrics` renders the exposition text (one process's registry, or the sum over the workers)."""
+
     @web.middleware
     async def problems_only(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -122,6 +129,15 @@ def create_admin_app(
             return _problem(400, "Bad Request")
         return PlainResponse(status=204)
 
+    if metrics is not None:
+        render = metrics
+
+        async def metrics_page(_: web.Request) -> web.Response:
+            # off the loop: the multiprocess sum reads every worker's files
+            body = await asyncio.to_thread(render)
+            return PlainResponse(status=200, body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/revocations", revoke)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

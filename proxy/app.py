@@ -37,6 +37,7 @@ from proxy.jwt.cache import TokenCache
 from proxy.jwt.jwks import JwksKeys
 from proxy.jwt.setup import KeyConfigError, build_verifier
 from proxy.logs import LogOutput
+from proxy.metrics import Metrics
 from proxy.pipeline import Check, Pipeline
 from proxy.policy import PolicyHolder
 from proxy.policy.reload import RuleReloader, load_policy
@@ -142,6 +143,8 @@ class Bastion:
         # rate-limit buckets, login lockouts and revocations: in memory, or shared in Redis (`store:`)
         self.state = SharedState(cfg, revocation_grace=grace)
         self.revocations: RevocationStore | None = self.state.revocations if cfg.auth.revocation.enabled else None
+        # this process's metrics, fed from its log records by the log writer (proxy/metrics.py)
+        self.metrics = Metrics()
         self.jwks: list[JwksKeys] = []
         authn = None
         if cfg.auth.issuers:
@@ -153,8 +156,11 @@ class Bastion:
         self.handler = ProxyHandler(cfg, self.pipeline, self.forwarder, output)
         self.health = Health(self.forwarder.reachable)
         self.health.subject_ttl = cfg.auth.revocation.subject_ttl
+        jwks_issuers = {i.jwks_url: i.issuer for i in reversed(cfg.auth.issuers) if i.jwks_url is not None}
         for keys in self.jwks:
             self.health.conditions[f"jwks {keys.url}"] = lambda k=keys: k.ready
+            keys.issuer = jwks_issuers.get(keys.url)
+            keys.on_fetched = self.metrics.jwks_fetched
         if self.reloader is not None:
             self.health.extra["rules"] = self.reloader.status
         if self.state.redis is not None:  # fail_open: 200 with a `degraded` detail; fail_closed: 503
@@ -204,7 +210,9 @@ class Bastion:
             self._watch_task = asyncio.create_task(self.reloader.watch(self._watch_stop), name="rules-watch")
         if self.with_admin:
             self.health.extra["inflight"] = lambda: self.handler.inflight
-            admin_app = create_admin_app(self.health, self.revocations, cfg.admin.token_value())
+            admin_app = create_admin_app(
+                self.health, self.revocations, cfg.admin.token_value(), metrics=self.metrics.render
+            )
             self._admin_runner, self.admin_port = await start_admin(admin_app, cfg.admin.host, cfg.admin.port)
 
     async def shutdown(self, *, drain: bool = True) -> None:
@@ -241,7 +249,10 @@ class Bastion:
         try:
             new = load_config(config_path)
         except ConfigError as exc:
-            log.error("config reload failed; keeping the running config", extra={"errors": exc.messages})
+            log.error(
+                "config reload failed; keeping the running config",
+                extra={"errors": exc.messages, "event.action": "config-reload-failed"},
+            )
             return
         if self.authn is not None and new.auth.issuers == self.cfg.auth.issuers:
             try:  # same issuers: secret and key *files* may have new content

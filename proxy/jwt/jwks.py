@@ -61,6 +61,10 @@ class JwksKeys:
         self.last_error: str | None = None
         self.fetch_count = 0
         self.failures = 0
+        # set by the composition root: the issuer names this key set in logs and metrics (the URL
+        # when unset), and `on_fetched(issuer, key_count)` is told of every successful fetch
+        self.issuer: str | None = None
+        self.on_fetched: Callable[[str, int], None] | None = None
         self._inflight: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -146,13 +150,21 @@ class JwksKeys:
             log.warning(
                 "JWKS fetch failed; keeping %d cached keys",
                 len(self.keys),
-                extra={"jwks_url": self.url, "error": self.last_error},
+                extra={
+                    "event.action": "jwks_fetch_failed",
+                    "jwks_url": self.url,
+                    "issuer": self.issuer or self.url,
+                    "error": self.last_error,
+                },
             )
             raise JwksUnavailable(self.last_error) from None
         self.keys = keys
         self.fetched_at = self._clock()
         self.expires_at = self.fetched_at + self._ttl(headers)
         self.last_error = None
+        if self.on_fetched is not None:
+            with contextlib.suppress(Exception):  # a metrics hook never fails a key refresh
+                self.on_fetched(self.issuer or self.url, len(keys))
 
     def _ttl(self, headers: Mapping[str, str]) -> float:
         ttl = self.cfg.min_ttl
