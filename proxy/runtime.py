@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -36,7 +37,8 @@ async def serve(
     cfg: Config, *, config_path: Path, admin: bool = True, reuse_port: bool = False, drain: bool = True
 ) -> int:
     """Serve until SIGTERM/SIGINT, then stop gracefully. Returns the exit code."""
-    output = LogOutput()
+    # a worker of `--workers N` keeps its own log files and spools (proxy/logship)
+    output = LogOutput.from_config(cfg.logging, worker=os.environ.get("BASTION_WORKER"))
     setup_logging(cfg.logging, output)
     if not c_parser_active() and not cfg.protocol.allow_python_parser:
         print("aiohttp's C parser (llhttp) is not available; refusing the pure-Python parser", file=sys.stderr)
@@ -51,6 +53,8 @@ async def serve(
         log.error("rule files do not load; not starting", extra={"errors": exc.messages})
         output.close()
         return 1
+    output.observer = bastion.metrics.observe
+    output.sink_observer = lambda name, st: bastion.metrics.observe_sink(name, st.queued, st.spooled, st.dropped)
     if not cfg.rules:
         log.warning("no access rules (rules: []): every request that passes the other checks is forwarded")
     try:

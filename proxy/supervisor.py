@@ -50,7 +50,7 @@ async def supervise(cfg: Config, config_path: str, workers: int, loop_kind: str)
 
 
 async def _supervise(cfg: Config, config_path: str, workers: int, loop_kind: str, metrics_dir: str) -> int:
-    output = LogOutput()
+    output = LogOutput.from_config(cfg.logging, worker="sup")
     setup_logging(cfg.logging, output)
     argv = [sys.executable, "-m", "proxy", "_worker", "-c", config_path, "--loop", loop_kind]
     health = Health(lambda: upstream_reachable(cfg.upstream))
@@ -65,7 +65,8 @@ async def _supervise(cfg: Config, config_path: str, workers: int, loop_kind: str
         "running %d workers: rate limits and revocations are per process unless store: redis is configured",
         workers,
     )
-    pool.extend(Worker(argv, env) for _ in range(workers))
+    # each slot keeps its log files and spool (proxy/logship) across restarts of its worker
+    pool.extend(Worker(argv, {**env, "BASTION_WORKER": f"w{i}"}) for i in range(workers))
     log.info("supervising", extra={"workers": [w.proc.pid for w in pool], "admin_port": admin_port})
 
     stop = asyncio.Event()
@@ -84,7 +85,7 @@ async def _supervise(cfg: Config, config_path: str, workers: int, loop_kind: str
             mark_process_dead(w.proc.pid, metrics_dir)
             if quick:  # crash loop: do not spin
                 await asyncio.sleep(1.0)
-            pool[i] = Worker(argv, env)
+            pool[i] = Worker(argv, {**env, "BASTION_WORKER": f"w{i}"})
             restarts += 1
         try:
             await asyncio.wait_for(stop.wait(), 0.2)

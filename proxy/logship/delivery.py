@@ -169,9 +169,9 @@ class QueuedSink:
             self._finish()
 
     def _idle(self) -> bool:
+        """Nothing left to send (the resend window gets its last liveness check in `_finish`)."""
         spooled = len(self.spool) if self.spool is not None else 0
-        unconfirmed = self._window_len if self._connected else 0
-        return not self._queue and not self._retry and not (spooled and self._connected) and not unconfirmed
+        return not self._queue and not self._retry and not (spooled and self._connected)
 
     def _sleep(self, seconds: float) -> None:
         with self._lock:
