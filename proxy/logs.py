@@ -207,13 +207,15 @@ class LogOutput:
 
 
 def serialise(record: dict[str, Any]) -> bytes:
-    """One NDJSON line; `@timestamp` always comes first (the syslog transport reads it from there)."""
+    """One NDJSON line; `@timestamp` always comes first (the syslog transport reads it from there).
+    The record is the pipeline's own by now, so it is changed in place rather than copied."""
     ts = record.get("@timestamp")
     stamp = _iso(ts) if isinstance(ts, float) else ts
-    out: dict[str, Any] = {"@timestamp": stamp}
-    out.update(record)
-    out["@timestamp"] = stamp
-    return orjson.dumps(out, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    if next(iter(record)) == "@timestamp":
+        record["@timestamp"] = stamp
+    else:
+        record = {"@timestamp": stamp, **{k: v for k, v in record.items() if k != "@timestamp"}}
+    return orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def cap(value: str | None, limit: int = _MAX_FIELD) -> str | None:
