@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import IO, Any
 
 import orjson
@@ -32,6 +33,9 @@ from proxy.logship.transports import StreamTransport
 from proxy.redact import Redactor
 
 _MAX_FIELD = 2048
+# (request id, trace id) of the request this task is serving: set by server.py, read by
+# OutputHandler, so a process log line written during a request can be joined to its access record
+REQUEST_SCOPE: ContextVar[tuple[str, str | None] | None] = ContextVar("bastion_request", default=None)
 _DROP_WARNING_EVERY = 10.0
 # Bastion's own fields: values it generated or validated, never user text, so never scanned
 _TRUSTED = frozenset(
@@ -252,7 +256,13 @@ class OutputHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.output.emit(self.format(record))  # type: ignore[arg-type]
+            data: dict[str, Any] = self.format(record)  # type: ignore[assignment]
+            scope = REQUEST_SCOPE.get()
+            if scope is not None:
+                data.setdefault("http.request.id", scope[0])
+                if scope[1]:
+                    data.setdefault("trace.id", scope[1])
+            self.output.emit(data)
         except Exception:  # pragma: no cover - logging must never raise into the caller
             self.handleError(record)
 

@@ -28,7 +28,7 @@ from proxy.decision import Denial, Reason, Reply
 from proxy.forwarded import SPOOFABLE, ForwardedPolicy
 from proxy.forwarder import Forwarder
 from proxy.headers import HOP_BY_HOP, copy_end_to_end, end_to_end
-from proxy.logs import LogOutput, access_record, cap
+from proxy.logs import REQUEST_SCOPE, LogOutput, access_record, cap
 from proxy.pipeline import Pipeline
 from proxy.requestid import request_id_from
 from proxy.responses import ProxyResponse, problem_response, reply_response
@@ -130,6 +130,7 @@ class ProxyHandler:
             started=started,
         )
         self.tracer.begin(ctx)  # before any check: denials carry the trace id too
+        REQUEST_SCOPE.set((ctx.request_id, ctx.trace_id))  # process logs during the request carry both
         raw = request.raw_headers
         ctx.http_version = request.version[:2]
         ctx.header_count = len(raw)
@@ -167,10 +168,11 @@ class ProxyHandler:
                 state.status = state.status or 499  # client went away (nginx's code)
                 raise
             except Exception:
-                log.exception("unhandled error", extra={"http.request.id": ctx.request_id})
+                log.exception("unhandled error")
                 return self._deny(ctx, Denial(500, Reason.INTERNAL), state)
         finally:
             self.inflight -= 1
+            REQUEST_SCOPE.set(None)
             if self.access_log:
                 self.output.emit(
                     access_record(

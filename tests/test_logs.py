@@ -94,3 +94,23 @@ def test_process_logs_share_the_schema() -> None:
     rec = orjson.loads(line)
     assert rec["log.level"] == "warning" and rec["message"] == "hello world" and rec["upstream"] == "x"
     assert rec["log.logger"] == "bastion.test" and rec["@timestamp"].endswith("Z")
+
+
+def test_process_logs_written_during_a_request_carry_its_request_and_trace_ids() -> None:
+    from proxy.logs import REQUEST_SCOPE
+
+    stream = io.BytesIO()
+    out = LogOutput(stream)
+    setup_logging(Logging(level="info"), out)
+    try:
+        logging.getLogger("bastion.test").warning("outside any request")
+        token = REQUEST_SCOPE.set(("rid-1", "0af7651916cd43dd8448eb211c80319c"))
+        logging.getLogger("bastion.test").warning("during a request")
+        REQUEST_SCOPE.reset(token)
+    finally:
+        out.close()
+        logging.getLogger().handlers.clear()
+    outside, during = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert "http.request.id" not in outside and "trace.id" not in outside
+    assert during["http.request.id"] == "rid-1" and during["trace.id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert during["event.dataset"] == "bastion.process" and during["event.id"] != outside["event.id"]
