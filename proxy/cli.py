@@ -193,6 +193,18 @@ def parser_name(cfg: Config) -> str:
     )
 
 
+def _sink(sink: Any) -> str:
+    where = {"file": lambda: str(sink.path), "tcp": lambda: f"{sink.host}:{sink.port}",
+             "syslog": lambda: f"{sink.host}:{sink.port}", "http": lambda: sink.url}  # fmt: skip
+    text = sink.kind + (f" {where[sink.kind]()}" if sink.kind in where else "")
+    if getattr(sink, "tls", None) is not None:
+        text += " (tls)"
+    delivery = getattr(sink, "delivery", None)
+    if delivery is not None and delivery.spool is not None:
+        text += f" (spool {delivery.spool.dir})"
+    return text
+
+
 def summary(path: str, cfg: Config, policy: Any = None, findings: Sequence[str] = ()) -> str:
     from proxy.ratelimit.setup import describe as describe_store  # imports redis: only when asked
 
@@ -214,6 +226,8 @@ def summary(path: str, cfg: Config, policy: Any = None, findings: Sequence[str] 
         f"  rules      {len(policy.rules)} rule(s), mode {cfg.rules_mode}"
         if policy is not None
         else "  rules      off",
+        f"  logs       {', '.join(_sink(s) for s in cfg.logging.sinks)}; access log "
+        f"{'on' if cfg.logging.access_log else 'off'}, level {cfg.logging.level}",
     ]
     lines += [f"warning: {f}" for f in findings]
     return "\n".join(lines)

@@ -135,6 +135,7 @@ def test_check_command_prints_summary(capsys: pytest.CaptureFixture[str], monkey
     assert main(["check", "-c", str(ROOT / "config.yaml")]) == 0
     out = capsys.readouterr().out
     assert "config OK" in out and "llhttp (C)" in out and "http://127.0.0.1:8000" in out
+    assert "  logs       stdout; access log on, level info" in out
 
 
 def test_check_command_fails_with_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
