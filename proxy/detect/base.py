@@ -62,6 +62,26 @@ def entity_decoded(value: str) -> str:
     return html.unescape(value) if "&" in value else value
 
 
+_HEX_ESCAPE = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def _hex_char(m: re.Match[str]) -> str:
+    return chr(int(m.group(1), 16))
+
+
+def escapes_decoded(value: str) -> str | None:
+    """`\\x27\\x4f\\x52` -> `'or`: the C/JavaScript/PHP hex escapes an upstream may decode (CRS does the
+    same with `t:jsDecode`/`t:escapeSeqDecode`), or None when `value` (normalised, so lower case) has none.
+
+    A *second* text to scan, not a replacement: `c:\\xampp\\` and a docstring's `b'\\x00'` must
+    still be seen as written. Only `\\xNN`: a literal `\\n` is a separator that cmdi matches as written,
+    and `\\uNNNN` is JSON's own escape, already decoded by the parser."""
+    if "\\x" not in value:
+        return None
+    decoded = _HEX_ESCAPE.sub(_hex_char, value)
+    return decoded.lower() if decoded != value else None
+
+
 def snippet(text: str, start: int) -> str:
     """Up to 64 characters from just before `start`, control characters escaped, for the log only."""
     begin = max(0, start - 16)

@@ -31,7 +31,9 @@ _SEP = r"(?:[;|&]|\$\(|(?:(?<=[\w=(;|&'\"])|^)`)"
 _SEP_AT = re.compile(r"[;|&$`]")
 _NL = r"(?:[\n\r]|\\n|\\r|%0a|\\033\[\d*[a-z]?)"
 _NL_AT = re.compile(r"[\n\r\\%]")
-_PATH = r"(?:/usr)?(?:/s?bin/)?"
+# the program may be named by path, also without the leading slash (`|usr/bin/id`, `;bin/ls`): the
+# application's working directory is often `/`
+_PATH = r"(?:/?usr/|/)?(?:s?bin/)?"
 _STRONG = (
     r"(?:whoami|uname|ifconfig|ipconfig|netstat|nslookup|wget|curl|nc|ncat|netcat|cmd\.exe"
     r"|systeminfo|sysinfo|tasklist|taskkill|certutil"
@@ -60,7 +62,7 @@ _PHP = ("<?", "{${", "${@", "$_", "phpinfo", *_PHP_CALLS)
 CMDI = RuleSet(
     "cmdi",
     ((";", "|", "&", "$", "`", "\n", "\r", "\\", "%", "<", "(", "-", "/", "whoami", "config", "netstat", "sysinfo",
-      "uname", "tasklist", "net ", "reg ", "netsh", "dir "),),
+      "uname", "tasklist", "net ", "reg ", "netsh", "dir ", "sleep "),),
     [
         ("separator-strong", (_SEPS,), Where(_SEP_AT, re.compile(
             rf"{_SEP}\s*(?:\{{\s*)?{_PATH}{_STRONG}(?=$|[\s;|&`)'\"<>#\\$]|\n)"))),
@@ -88,12 +90,15 @@ CMDI = RuleSet(
         ("php", ((",",), ("base64,",)), re.compile(r"base64,\s*pd9w")),
         ("php", (("(",), ("'", '"'), _PHP_CALLS), Calls(
             _PHP_CALLS, re.compile(rf"\s*['\"]\s*{_PATH}(?:{_STRONG}\b|{_WEAK})"))),
-        # the whole value is one unmistakable invocation: `ipconfig /all`, `netstat -an`, `whoami`
+        # the whole value is one unmistakable invocation: `ipconfig /all`, `netstat -an`, `whoami`, a listing
+        # of an absolute path with options (`ls -l /etc/`; `ls -la ~/projects` in a ticket is not absolute),
+        # a bare time probe (`sleep 5`; "sleep 8 hours" has words after the number)
         ("bare", (), Short(re.compile(r"^\s*(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
                             r"(?:\s+[-/]\w+)*\s*$|^\s*(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
-                            r"|^\s*dir\s+[a-z]:\\"), max_len=64)),
+                            r"|^\s*dir\s+[a-z]:\\|^\s*ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*\s*$|^\s*sleep\s+\d+\s*$"),
+                           max_len=160)),
     ],
     plain=PlainGate(("nc ", "ncat", "netcat", "/dev/", "-e /bin/", "mkfifo", "powershell", "python", "perl", "ruby"),
                     ("whoami", "ipconfig", "ifconfig", "netstat", "systeminfo", "sysinfo", "uname", "tasklist", "net ",
-                     "reg ", "netsh", "dir ")),
+                     "reg ", "netsh", "dir ", "ls ", "sleep ")),
 )

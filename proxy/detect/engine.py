@@ -3,8 +3,10 @@
 `Engine(classes, url_fields=..., exclusions=...)` resolves its configuration once (STYLE.md lesson 1):
 field-name patterns become regexes, and the detector tuple for a field name is computed on first sight
 and kept in a bounded cache, so the per-field cost is one dict lookup, one `normalise()` and each
-detector's pre-filter. `scan(fields, first_only=True)` stops at the first finding (block mode);
-without it every field is scanned and at most one finding per field is returned (detect mode, logs).
+detector's pre-filter. A value with `\\xNN` escapes is scanned a second time in decoded form when the
+written form is clean (`escapes_decoded` in base.py). `scan(fields, first_only=True)` stops at the
+first finding (block mode); without it every field is scanned and at most one finding per field is
+returned (detect mode, logs).
 
 Field patterns: exact dotted names (`body.comment`), `[*]` for any list index (`body.items[*].title`)
 and `*` for one name segment (`body.*.bio`); a pattern also covers everything below it, so excluding
@@ -23,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from proxy.detect.base import CLASSES, Detector, Finding, PlainGate, normalise
+from proxy.detect.base import CLASSES, Detector, Finding, PlainGate, escapes_decoded, normalise
 from proxy.detect.cmdi import CMDI
 from proxy.detect.crlf import CRLF
 from proxy.detect.fields import Field
@@ -134,13 +136,23 @@ class Engine:
                             clean.clear()
                         clean.add(raw)
                     continue
+            hit = None
             for detector, gate in detectors:
                 if plain and (gate is None or not gate.hit(value)):
                     continue
                 hit = detector.match(value, field)
                 if hit is not None:
-                    findings.append(hit)
-                    if first_only:
-                        return findings
                     break
+            else:
+                # never plain (a backslash is not plain): the hex-escaped form is a second text, see base.py
+                decoded = escapes_decoded(value) if not plain else None
+                if decoded is not None:
+                    for detector, _gate in detectors:
+                        hit = detector.match(decoded, field)
+                        if hit is not None:
+                            break
+            if hit is not None:
+                findings.append(hit)
+                if first_only:
+                    return findings
         return findings

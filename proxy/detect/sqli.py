@@ -30,8 +30,9 @@ _END = r"(?:--|#|/\*|;)"
 _STR = r"(?:'[^']{0,40}'|\"[^\"]{0,40}\")"
 _NUM = r"(?:-?\d+(?:\.\d+)?|0x[0-9a-f]+|true|false|null|@@?[a-z_]\w{0,30})"
 _IDENT = r"[a-z_][\w.]{0,30}"
+_SELECT = r"select\s+(?:\*|@@|null\b|\d|[a-z_]\w*\s*\(|[\w.]+\s*,|case\b)"  # a select list, not "select one"
 _STATEMENT = (
-    r"(?:select\s+(?:\*|@@|null\b|\d|[a-z_]\w*\s*\(|[\w.]+\s*,|case\b)|insert\s+into\b|delete\s+from\b"
+    rf"(?:{_SELECT}|insert\s+into\b|delete\s+from\b"
     r"|update\s+[\w.]+\s+set\b|drop\s+(?:table|database|schema|view|function|procedure|user)\b"
     r"|create\s+(?:table|user|function|procedure|database)\b|alter\s+(?:table|user|database)\b"
     r"|truncate\s+table\b|exec(?:ute)?\s+(?:master\.|xp_|sp_)|declare\s+@|shutdown\b|waitfor\s+(?:delay|time)\b"
@@ -124,9 +125,12 @@ SQLI = RuleSet(
     (("'", "=", "(", '"', "`", ";", "#", "<", ">", "@", "-", "/", ",", "union"),),
     [
         # ' or 'x'='x   admin' and 1=1--   ') or ('x')=('x   ' or ascii(substr(...   1' and 'a'='a
+        # after the literal: an operator, a comment, or a last quote (`' or '' '`: adjacent literals that the
+        # application's closing quote completes); or a function call, or a whole sub-select (`' or select *`)
         ("quote-bool", (_QUOTES, _BOOLS), re.compile(
-            rf"{_Q}\s*\)*\s*{_BOOL}\s*(?:not\s+|!\s*)?\(*\s*(?:{_STR}\s*\)*\s*(?:{_CMP}|[-+*/%^&|]|{_END})"
-            rf"|{_NUM}\s*\)*\s*(?:{_CMP}|{_END}|$)|{_IDENT}\s*\)*\s*(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\()")),
+            rf"{_Q}\s*\)*\s*{_BOOL}\s*(?:not\s+|!\s*)?\(*\s*(?:{_STR}\s*\)*\s*(?:{_CMP}|[-+*/%^&|]|{_END}|{_Q}\s*$)"
+            rf"|{_NUM}\s*\)*\s*(?:{_CMP}|{_END}|$)|{_IDENT}\s*\)*\s*(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\("
+            rf"|{_SELECT})")),
         # admin'--   admin' #   ' /*   1' -- -   (the comment swallows the rest of the query)
         ("comment-end", (_QUOTES, ("--", "#", "/*", ";")),
          Tail(re.compile(rf"{_Q}\s*\)*\s*(?:--[\s\-+]*\w{{0,3}}|#\s*\d*|/\*.{{0,40}}|;\s*(?:--|#).{{0,20}})\s*$"))),
@@ -141,13 +145,18 @@ SQLI = RuleSet(
         ("function", (("(",), ("exp", "floor", "convert")),
          Calls(("exp", "floor", "convert"), re.compile(r"\s*(?:~|rand\s*\(|int\s*,)"))),
         ("catalog", (), _CATALOG),
-        ("sleep", (("sleep",),), re.compile(rf"(?:{_BOOL}|,|^)\s*\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)")),
+        # `and sleep(5)`, and negated, which keeps the boolean true either way: `and !sleep(5)`, `or not sleep(5)`
+        ("sleep", (("sleep",),),
+         re.compile(rf"(?:{_BOOL}|,|^)\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)")),
         ("subselect", (("(",), ("select",)),
          re.compile(r"\(\s*select\s+(?:\(|case\b|top\b|\*|\d|null\b|concat|char|count|@@|[a-z_]\w*\s*\(|[\w.]+\s*(?:,|\bfrom\b))")),
         ("case-when", (("case",), ("when",)), re.compile(r"\bcase\s+when\s*\(*\s*\d+\s*=\s*\d+")),
         ("if", (("(",), ("if", "elt")), Calls(("if", "elt", "iif"), re.compile(r"\s*\d+\s*=\s*\d+"))),
         ("char-chain", (("char", "chr"),),
          re.compile(r"\b(?:char|chr)\s*\(\s*\d+\s*\)\s*(?:\|\||\+|,\s*(?:char|chr)\s*\()")),
+        # LDAP filter injection, which the SQL lists carry too: `*)(|(mail=*))` opens an OR/AND of filters;
+        # `(|(` and `(&(` are not valid in the code languages a comment field quotes (`if (!(a = b))` is)
+        ("ldap-filter", (("(|", "(&"),), re.compile(r"\(\s*[|&]\s*\(\s*[a-z][\w.-]{0,40}\s*[~<>]?=")),
         ("order-by", (("by",), ("order", "group")),
          re.compile(rf"\b(?:order|group)\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{_END}|$)")),
     ],

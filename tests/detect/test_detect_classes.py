@@ -103,3 +103,41 @@ def test_crlf_in_body_text_needs_a_header_an_attacker_wants() -> None:
     assert _fires("crlf", "Line one\nSubject: hello", "body") is None
     assert _fires("crlf", "x\nSet-Cookie: a=b", "body") == "crlf.header"
     assert _fires("crlf", "x\nSubject: a", "query") == "crlf.header"
+
+
+# Shapes generalised from the tuning corpus's misses (2026-11-23): each row is (class, value, detector id),
+# run through the whole engine (plain-value gates, hex-escape decoding) and not just the detector.
+GENERALISED = [
+    ("sqli", "'or select *", "sqli.quote-bool"), ("sqli", "\" AND select null,null--", "sqli.quote-bool"),
+    ("sqli", "' or '' '", "sqli.quote-bool"), ("sqli", "\" or \"a\" \"", "sqli.quote-bool"),
+    ("sqli", "1) AND !SLEEP(5)# -- -", "sqli.sleep"), ("sqli", "1 and not sleep(3)", "sqli.sleep"),
+    ("sqli", "*(|(mail=*))", "sqli.ldap-filter"), ("sqli", "admin)(&(objectClass=*))", "sqli.ldap-filter"),
+    ("sqli", "\\x27\\x4F\\x52 SELECT *", "sqli.quote-bool"), ("sqli", "\\x27UNION SELECT", "sqli.union"),
+    ("sqli", "1\\x20or\\x201=1", "sqli.bool-compare"),
+    ("cmdi", "|usr/bin/id\\n", "cmdi.separator-weak"), ("cmdi", "; bin/uname -a", "cmdi.separator-strong"),
+    ("cmdi", "ls -l /", "cmdi.bare"), ("cmdi", "ls -lh /etc/", "cmdi.bare"), ("cmdi", "ls -la /home/*", "cmdi.bare"),
+    ("cmdi", "sleep 10", "cmdi.bare"),
+    ("cmdi", 'reg add "HKLM\\System\\CurrentControlSet\\Control\\Terminal Server" /v fDenyTSConnections /t REG_DWORD',
+     "cmdi.bare"),
+]
+
+
+@pytest.mark.parametrize(("cls", "value", "rid"),
+                         [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in GENERALISED])
+def test_generalised_shapes_are_detected(cls: str, value: str, rid: str) -> None:
+    assert [h.detector_id for h in Engine([cls]).scan(json_fields({"q": value}))] == [rid]
+
+
+# near misses of the rows above: prose, paths, tickets and code that must stay clean
+NEAR_MISSES = [
+    "He said 'yes' or 'no' 'cause he was tired", "Pick 'red' or 'blue'", "Shall we select one?' or not",
+    "I sleep(5 hours) a night", "Reminder: sleep 8 hours", "sleep", "Sleep Drop Kitchen",
+    "if (!(key in cache)) { load(key); }", "(a|b)&(c|d)", "x = (flags & (MASK | BIT))",
+    "ls -la ~/projects | grep api", "ls -l", "ls the files in /tmp first", "tools /usr/local/bin",
+    "C:\\xdata\\notes.txt", "b'\\x00\\x01' is two bytes", "printf '\\x41\\x42'", "usr/bin/python3 is missing",
+]
+
+
+@pytest.mark.parametrize("value", [pytest.param(v, id=v[:40]) for v in NEAR_MISSES])
+def test_near_misses_stay_clean(value: str) -> None:
+    assert Engine([c for c in CLASSES if c != "ssrf"]).scan(json_fields({"text": value})) == []
