@@ -35,7 +35,7 @@ class Spool(_Model):
 
 
 class Delivery(_Model):
-    queue: int = Field(50_000, ge=100)  # records held in memory per sink before spooling or dropping
+    queue: int = Field(10_000, ge=100)  # records held in memory per sink (~6 MB) before spooling or dropping
     batch: int = Field(1000, ge=1)  # records per write (tcp, syslog) or POST (http)
     backoff_min: Duration = Field(0.1, gt=0)
     backoff_max: Duration = Field(5.0, gt=0)

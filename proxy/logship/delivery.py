@@ -66,7 +66,7 @@ class QueuedSink:
         self,
         transport: Transport,
         *,
-        queue: int = 50_000,
+        queue: int = 10_000,
         batch: int = 1000,
         backoff_min: float = 0.1,
         backoff_max: float = 5.0,
