@@ -45,7 +45,7 @@ _TRUSTED = frozenset(
         "http.request.method", "http.response.status_code", "http.request.body.bytes",
         "http.response.body.bytes", "bastion.duration_ms", "bastion.upstream_ms", "bastion.rule",
         "bastion.decision", "bastion.reason", "bastion.upstream_status", "bastion.login", "bastion.cors",
-        "bastion.auth_ignored", "user.id", "process.pid",
+        "bastion.auth_ignored", "process.pid",
     }
 )  # fmt: skip
 
@@ -89,6 +89,7 @@ class LogOutput:
         self.sink_observer: Callable[[str, SinkStats], None] | None = None
         self.flush_timeout = flush_timeout
         self.overflow = 0  # records dropped before any sink saw them
+        self.malformed = 0  # records written in a degraded form (see `_line`)
         self._max_pending = max_pending
         self._pending: deque[dict[str, Any]] = deque()
         self._ids = itertools.count(1)
@@ -108,7 +109,7 @@ class LogOutput:
         return cls(sinks=build_sinks(cfg, worker), redactor=redactor, flush_timeout=cfg.flush_timeout)
 
     def emit(self, record: dict[str, Any]) -> None:
-        if len(self._pending) >= self._max_pending:
+        if len(self._pending) >= self._max_pending or self._closed:  # after close: nobody would write it
             self.overflow += 1
             return
         self._pending.append(record)
@@ -143,19 +144,42 @@ class LogOutput:
             return
         lines: list[bytes] = []
         observer = self.observer
-        while pending:
-            record = pending.popleft()
-            derived = security_events(record) if record.get("event.dataset") == "bastion.access" else ()
-            for rec in (record, *derived):
-                rec = self.prepare(rec)
-                if observer is not None:
-                    try:
-                        observer(rec)
-                    except Exception:  # pragma: no cover - metrics must never stop the logs
-                        pass
-                lines.append(serialise(rec))
-        for sink in self.sinks:
-            sink.offer(lines)
+        try:
+            while pending:
+                record = pending.popleft()
+                try:
+                    derived = security_events(record) if record.get("event.dataset") == "bastion.access" else ()
+                except Exception:  # pragma: no cover - a malformed record still gets its own line
+                    derived = ()
+                for rec in (record, *derived):
+                    lines.append(self._line(rec))
+                    if observer is not None:
+                        try:
+                            observer(rec)
+                        except Exception:  # metrics must never stop the logs
+                            pass
+        finally:  # whatever was prepared reaches the sinks, even if something above went wrong
+            for sink in self.sinks:
+                sink.offer(lines)
+
+    def _line(self, record: dict[str, Any]) -> bytes:
+        """One record, one line, whatever it holds: a record that cannot be redacted or serialised
+        as is (non-string keys, huge integers, odd types) is written in a degraded form and counted,
+        never dropped with the batch around it."""
+        try:
+            return serialise(self.prepare(record))
+        except Exception as exc:
+            self.malformed += 1
+            stub = {
+                "@timestamp": time.time(),
+                "log.level": "error",
+                "event.dataset": str(record.get("event.dataset", "bastion.process")),
+                "event.id": record.get("event.id") or self._id_prefix + str(next(self._ids)),
+                "message": "log record could not be serialised as is",
+                "error.message": f"{type(exc).__name__}: {exc}"[:200],
+                "bastion.record": self.redactor.text(repr(record)),
+            }
+            return serialise(stub)
 
     def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
         """Give the record its id and redact everything a client could have put in it (in place:

@@ -52,7 +52,8 @@ HEADERS = frozenset(
 # case-insensitively, on the name with `-` and `.` folded to `_`
 _SECRET_NAME = re.compile(
     r"passw(or)?d|passphrase|^pass$|^pwd$|secret|token|api_?key|apikey|access_?key|private_?key|"
-    r"credential|session|cookie|authorization|signature|^auth$|^sig$|otp|^pin$|ssn|card_?number|cvv|cvc",
+    r"credential|session|cookie|authorization|signature|^auth$|^sig$|^key$|^code$|otp|^pin$|ssn|card_?number|"
+    r"cvv|cvc",
     re.IGNORECASE,
 )
 _NO_HASH = re.compile(r"pass|pwd|pin|otp|ssn|cvv|cvc|card", re.IGNORECASE)
@@ -62,9 +63,14 @@ _SHAPES = re.compile(
     r"|(?i:\b(?:bearer|basic|digest|token|apikey)\s+)[A-Za-z0-9._~+/=-]{8,}"
     r"|\b(?:\d[ -]?){12,18}\d\b"
 )
-_DIGITS = re.compile(r"\d[\d -]{11}")  # the start of a card number, separators allowed
+# every shape needs `eyJ`, whitespace (scheme + credential) or a long digit run (a card number):
+# one cheap search decides whether the full substitution runs at all
+_HINT = re.compile(r"eyJ|\s|\d[\d -]{11}")
 # characters JSON leaves raw that terminals, browsers or log viewers act on
 _ACTIVE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+_WS = re.compile(r"\s+")
 
 
 def _tag(secret: str) -> str:
@@ -87,7 +93,7 @@ def _shape(m: re.Match[str]) -> str:
         digits = text.replace(" ", "").replace("-", "")
         return "[redacted]" if _luhn(digits) else text
     if text[:3] != "eyJ":  # scheme + credential: keep the scheme for the reader
-        scheme, _, cred = text.partition(" ")
+        scheme, cred = _WS.split(text, maxsplit=1)
         return scheme + " " + _tag(cred.strip())
     return _tag(text)
 
@@ -113,45 +119,56 @@ class Redactor:
         return "[redacted]" if _NO_HASH.search(name) else _tag(value)
 
     def text(self, value: str) -> str:
-        """A user-controlled string: token shapes replaced, length capped, active characters escaped."""
+        """A user-controlled string: credential parameters of a URL in it, token shapes, length,
+        and characters that viewers act on."""
         if len(value) > self.max_field:
             value = value[: self.max_field] + "…"
-        if value.isascii():
-            # fast path (substring tests, ~50 ns): every shape needs `eyJ`, a space or a long digit run
-            if "eyJ" in value or " " in value or _DIGITS.search(value):
-                value = _SHAPES.sub(_shape, value)
-            if "\x7f" in value:
-                value = value.replace("\x7f", "\\u007f")
-            return value
-        value = _SHAPES.sub(_shape, value)
-        if _ACTIVE.search(value):
+        q = value.find("?")
+        if q >= 0 and "=" in value[q:]:  # a URL (Referer, a logged jwks_url …): its parameters by name
+            value = value[: q + 1] + self._params(value[q + 1 :])
+        if _HINT.search(value):
+            value = _SHAPES.sub(_shape, value)
+        if not value.isascii() or "\x7f" in value:
             value = _ACTIVE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", value)
         return value
 
     def header(self, name: str, value: str) -> str:
-        if name.lower() in self.headers:
-            if name.lower() in ("authorization", "proxy-authorization"):
-                scheme, sep, cred = value.partition(" ")
-                return f"{scheme} {_tag(cred.strip())}" if sep else _tag(value)
+        lower = name.lower()
+        if lower in self.headers:
+            if lower in ("authorization", "proxy-authorization"):
+                parts = _WS.split(value.strip(), maxsplit=1)
+                return f"{parts[0]} {_tag(parts[1])}" if len(parts) == 2 else _tag(value)
             return _tag(value)
         return self.text(value)
 
     def query(self, query: str) -> str:
         """Parameter by parameter, so the rest of the query stays readable; `a[password]=` counts."""
+        return self.text(self._params(query)) if query else query
+
+    def _params(self, query: str) -> str:
         out = []
         for part in query.split("&"):
             name, sep, val = part.partition("=")
             plain = unquote_plus(name)
+            if "%" in plain:  # double-encoded names (`pass%2577ord`) are decoded by some frameworks
+                plain = unquote_plus(plain)
             if sep and val and self.secret_name(plain):
                 out.append(f"{name}={self.value(plain, unquote_plus(val))}")
+            elif sep and "%" in val and _SHAPES.search(decoded := unquote_plus(val)):
+                out.append(f"{name}={_SHAPES.sub(_shape, decoded)}")  # `Bearer%20…`, an encoded JWT
             else:
                 out.append(part)
-        return self.text("&".join(out))
+        return "&".join(out)
 
     def tree(self, value: Any, name: str = "") -> Any:
-        """A parsed JSON document (or any nested record value): keys by name, strings by shape."""
+        """A parsed JSON document (or any nested record value): keys by name, strings by shape.
+        Under a credential-like name every value goes, whatever its type (`{"pin": 4821}`)."""
+        if name and value is not None and self.secret_name(name):
+            if isinstance(value, dict | list | tuple):
+                return "[redacted]"
+            return self.value(name, value if isinstance(value, str) else repr(value))
         if isinstance(value, str):
-            return self.value(name, value) if name and self.secret_name(name) else self.text(value)
+            return self.text(value)
         if isinstance(value, dict):
             return {
                 (self.text(k) if isinstance(k, str) else k): self.tree(v, k if isinstance(k, str) else "")
@@ -159,13 +176,22 @@ class Redactor:
             }
         if isinstance(value, list | tuple):
             return [self.tree(v, name) for v in value]
+        if isinstance(value, bytes | bytearray):
+            return self.text(value.decode("utf-8", "replace"))
         return value
 
     def detection(self, d: dict[str, Any]) -> dict[str, Any]:
-        """A detection's snippet is redacted wholesale when its field's name is credential-like."""
+        """A detection's snippet is redacted wholesale when it comes from a cookie, a credential
+        header, or a field whose name is credential-like (`body.user.password`, `body.tokens[0]`)."""
         field = str(d.get("field", ""))
-        leaf = re.split(r"[.\[\]/]", field.rstrip("]"))[-1] if field else ""
+        segments = [p for p in re.split(r"[.\[\]]", field) if p and not p.isdigit() and p != "*"]
+        leaf = segments[-1] if segments else ""
         out = {k: (self.text(v) if isinstance(v, str) else v) for k, v in d.items()}
-        if leaf and self.secret_name(leaf) and isinstance(d.get("snippet"), str):
-            out["snippet"] = self.value(leaf, d["snippet"])
+        snippet = d.get("snippet")
+        if isinstance(snippet, str):
+            kind = segments[0] if segments else ""
+            if kind == "cookie" or (kind == "header" and leaf.lower() in self.headers):
+                out["snippet"] = _tag(snippet)
+            elif leaf and self.secret_name(leaf):
+                out["snippet"] = self.value(leaf, snippet)
         return out

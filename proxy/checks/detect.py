@@ -18,6 +18,8 @@ from proxy.detect import DetectSpec, FieldLimitError, FieldLimits, cookie_pairs,
 _TEXT_HEADERS = ("User-Agent", "Referer", "X-Forwarded-Host")
 _INSPECTED = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
+MAX_LOGGED = 10
+
 
 class Detect:
     name = "detect"
@@ -52,9 +54,14 @@ class Detect:
         findings = spec.engine.scan(fields, first_only=spec.blocking)
         if not findings:
             return
+        # SECURITY: at most 10 findings a request reach the log (each becomes a security event): one
+        # request full of payloads must not flood the collector and push other records out
         ctx.log["bastion.detections"] = [
-            {"class": f.cls, "detector": f.detector_id, "field": f.field_name, "snippet": f.snippet} for f in findings
+            {"class": f.cls, "detector": f.detector_id, "field": f.field_name, "snippet": f.snippet}
+            for f in findings[:MAX_LOGGED]
         ]
+        if len(findings) > MAX_LOGGED:
+            ctx.log["bastion.detections_total"] = len(findings)
         if spec.blocking:
             first = findings[0]
             raise Denial(

@@ -41,6 +41,9 @@ def tag(secret: str) -> str:
         ("Referer", f"https://a.example/cb?token={JWT}", f"https://a.example/cb?token={tag(JWT)}"),
         ("User-Agent", "curl/8.0", "curl/8.0"),
         ("X-Custom-Secret", "s", tag("s")),  # added by config below
+        ("Authorization", "Bearer\tsk9fa8b7c6d5e4f3", f"Bearer {tag('sk9fa8b7c6d5e4f3')}"),  # a tab, not a space
+        ("Referer", "https://a.example/cb?access_token=sk9f&q=1", f"https://a.example/cb?access_token={tag('sk9f')}&q=1"),
+        ("X-Note", "token\tabcdefgh12345678", f"token {tag('abcdefgh12345678')}"),
     ],
 )
 def test_headers_by_name_and_by_shape(name: str, value: str, expected: str) -> None:
@@ -62,6 +65,10 @@ def test_headers_by_name_and_by_shape(name: str, value: str, expected: str) -> N
         ("order=4111111111111112", "order=4111111111111112"),  # not Luhn-valid: an id, kept
         ("password=", "password="),  # nothing to hide
         ("author=bob&token", "author=bob&token"),  # `author` is no `auth`; a bare name has no value
+        ("pass%2577ord=hunter2", "pass%2577ord=[redacted]"),  # double-encoded name
+        ("h=Bearer%20abcdefgh12345678", f"h=Bearer {tag('abcdefgh12345678')}"),  # encoded credential
+        ("key=AIzaSyA-1234567890", f"key={tag('AIzaSyA-1234567890')}"),  # Google's API-key parameter
+        ("code=4%2F0Adeu5", f"code={tag('4/0Adeu5')}"),  # an OAuth authorization code
     ],
 )
 def test_query_parameters(query: str, expected: str) -> None:
@@ -121,6 +128,15 @@ def test_huge_values_are_capped() -> None:
     assert len(rec["message"]) == 101
 
 
+def test_user_ids_are_escaped_like_any_user_controlled_string() -> None:
+    out = LogOutput(RecordingStream())  # type: ignore[arg-type]
+    try:
+        rec = out.prepare({"@timestamp": 1.0, "user.id": "alice\u202eevil"})
+    finally:
+        out.close()
+    assert rec["user.id"] == "alice\\u202eevil"  # some identity providers let users choose `sub`
+
+
 def test_process_log_fields_are_redacted_by_name_too() -> None:
     out = LogOutput(RecordingStream())  # type: ignore[arg-type]
     try:
@@ -130,12 +146,38 @@ def test_process_log_fields_are_redacted_by_name_too() -> None:
     assert rec["message"] == f"got {tag(JWT)}" and rec["client_secret"] == tag("s") and rec["error"] == "x"
 
 
-def test_a_detection_snippet_from_a_credential_field_is_not_logged() -> None:
-    r = Redactor()
-    d = r.detection({"class": "sqli", "detector": "sqli-001", "field": "json:user.password", "snippet": "' or 1=1--"})
-    assert d["snippet"] == "[redacted]" and d["class"] == "sqli"
-    d = r.detection({"class": "sqli", "detector": "sqli-001", "field": "query:q", "snippet": "' or 1=1--"})
-    assert d["snippet"] == "' or 1=1--"
+@pytest.mark.parametrize(
+    ("field", "snippet", "expected"),
+    [  # field names as proxy/detect/fields.py produces them
+        ("body.user.password", "' or 1=1--", "[redacted]"),
+        ("body.tokens[0]", "' or 1=1--", tag("' or 1=1--")),  # the leaf is `tokens`, not `0`
+        ("cookie.sid", "<script>x</script>", tag("<script>x</script>")),  # any cookie: a session, likely
+        ("cookie.connect.sid", "' or 1=1", tag("' or 1=1")),
+        ("header.authorization", "' or 1=1", tag("' or 1=1")),
+        ("header.referer", "/cb?access_token=sk9f&q=<script>", f"/cb?access_token={tag('sk9f')}&q=<script>"),
+        ("query.q", "' or 1=1--", "' or 1=1--"),  # the evidence stays readable where it is no secret
+        ("body.comments[3].text", "<img src=x onerror=alert(1)>", "<img src=x onerror=alert(1)>"),
+    ],
+)
+def test_detection_snippets(field: str, snippet: str, expected: str) -> None:
+    d = Redactor().detection({"class": "sqli", "detector": "sqli-001", "field": field, "snippet": snippet})
+    assert d["snippet"] == expected and d["class"] == "sqli" and d["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"pin": 4821}, {"pin": "[redacted]"}),
+        ({"password": 12345678}, {"password": "[redacted]"}),
+        ({"token": b"sk-bytes"}, {"token": tag("b'sk-bytes'")}),
+        ({"session": {"id": "s3cr3t"}}, {"session": "[redacted]"}),
+        ({"api_key": ["a", "b"]}, {"api_key": "[redacted]"}),
+        ({"note": b"plain"}, {"note": "plain"}),
+        ({"count": 3, "token": None}, {"count": 3, "token": None}),
+    ],
+)
+def test_values_under_credential_names_go_whatever_their_type(record: dict, expected: dict) -> None:
+    assert Redactor().tree(record) == expected
 
 
 async def test_end_to_end_no_secret_reaches_a_line(upstream: EchoUpstream) -> None:
@@ -169,4 +211,6 @@ async def test_end_to_end_no_secret_reaches_a_line(upstream: EchoUpstream) -> No
     assert first["http.request.header.authorization"] == f"Bearer {tag(JWT)}"
     assert first["url.query"].endswith("&q=ok") and "password=[redacted]" in first["url.query"]
     assert first["user_agent.original"] == f"ua {tag(JWT)}"
+    # a forged record would be a line of its own, parsed into a dict with a `forged` key
     assert all("forged" not in rec for rec in stream.lines)
+    assert any(rec.get("url.query", "").startswith("a=%0d%0a") for rec in stream.lines)
