@@ -228,6 +228,20 @@ class SyslogTransport(TcpTransport):
         return b"".join(self.message(line) for line in lines)
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """Verifies (and sends as SNI) `server_name` rather than the URL's host, as `tls.server_name`
+    promises; `HTTPSConnection` itself always uses the host it connects to."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, context: ssl.SSLContext, server_name: str) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._ssl_context = context
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # TCP only: a sink never goes through a proxy tunnel
+        self.sock = self._ssl_context.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
 class HttpTransport:
     """One keep-alive connection; a batch is delivered only when the collector answers 2xx."""
 
@@ -243,13 +257,15 @@ class HttpTransport:
         self.timeout = cfg.timeout
         self.extra_headers = dict(cfg.headers)
         self._tls = tls_context(cfg.tls) if cfg.tls else (ssl.create_default_context() if self.https else None)
+        self._server_name = (cfg.tls.server_name if cfg.tls else None) or self.host
         self.name = f"http:{self.host}:{self.port}"
         self._conn: http.client.HTTPConnection | None = None
 
     def connect(self) -> None:
         if self.https:
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self.host, self.port, timeout=self.timeout, context=self._tls
+            assert self._tls is not None
+            conn: http.client.HTTPConnection = _HTTPSConnection(
+                self.host, self.port, timeout=self.timeout, context=self._tls, server_name=self._server_name
             )
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)

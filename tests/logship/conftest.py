@@ -10,19 +10,27 @@ and start it again on the same ports.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import free_port
 
@@ -142,11 +150,14 @@ class HttpCollector:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.batches = 0
+        self.posts = 0  # every POST, answered or refused
+        self.max_batch: int | None = None  # larger batches get 413
         self.status = 200
         self.port = free_port()
         self._runner: web.AppRunner | None = None
 
     async def _ingest(self, request: web.Request) -> web.Response:
+        self.posts += 1
         if self.status != 200:
             return web.Response(status=self.status)
         body = await request.read()
@@ -154,6 +165,8 @@ class HttpCollector:
             import gzip
 
             body = gzip.decompress(body)
+        if self.max_batch is not None and body.count(b"\n") > self.max_batch:
+            return web.Response(status=413)
         assert request.headers["Content-Type"] == "application/x-ndjson"
         self.records.extend(orjson.loads(line) for line in body.splitlines() if line)
         self.batches += 1
@@ -180,5 +193,228 @@ class HttpCollector:
 @pytest.fixture
 async def http_collector() -> AsyncIterator[HttpCollector]:
     c = await HttpCollector().start()
+    yield c
+    await c.stop()
+
+
+# -- TLS ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A throwaway CA, a server certificate for 127.0.0.1 / localhost and a client certificate,
+    all signed by the CA, as PEM files."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path  # a CA that signed none of them
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    return key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+
+
+_USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+           "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")  # fmt: skip
+
+
+def _key_usage(**on: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(**{name: on.get(name, False) for name in _USAGES})
+
+
+def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = _key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _leaf(
+    ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, name: str, usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName],
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:  # fmt: skip
+    key = _key()
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(digital_signature=True, key_agreement=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            ),
+            critical=False,
+        )
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key
+
+
+def make_pki(directory: Path) -> Pki:
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = _ca("Bastion test CA")
+    server, server_key = _leaf(
+        ca, ca_key, "localhost", ExtendedKeyUsageOID.SERVER_AUTH,
+        [x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")), x509.DNSName("localhost")],
+    )  # fmt: skip
+    client, client_key = _leaf(ca, ca_key, "bastion-client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    other, _ = _ca("Some other CA")
+    pki = Pki(
+        ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "server.key",
+        client_cert=directory / "client.pem", client_key=directory / "client.key", other_ca=directory / "other-ca.pem",
+    )  # fmt: skip
+    pki.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    pki.other_ca.write_bytes(other.public_bytes(serialization.Encoding.PEM))
+    pki.cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    pki.key.write_bytes(_pem_key(server_key))
+    pki.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    pki.client_key.write_bytes(_pem_key(client_key))
+    for p in (pki.key, pki.client_key):
+        p.chmod(0o600)
+    return pki
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path / "pki")
+
+
+_TLS_CONFIG = """@version: 3.35
+options {{ threaded(yes); log-msg-size(1048576); keep-hostname(yes); stats_freq(0); }};
+source s_raw {{ network(ip("127.0.0.1") port({raw}) transport("tls") flags(no-parse) log-msg-size(1048576)
+                        max-connections(64) log-iw-size(100000)
+                        tls(key-file("{key}") cert-file("{cert}") peer-verify(optional-untrusted))); }};
+source s_syslog {{ syslog(ip("127.0.0.1") port({syslog}) transport("tls") log-msg-size(1048576)
+                          max-connections(64) log-iw-size(100000)
+                          tls(key-file("{key}") cert-file("{cert}") peer-verify(optional-untrusted))); }};
+source s_mtls {{ network(ip("127.0.0.1") port({mtls}) transport("tls") flags(no-parse) log-msg-size(1048576)
+                         max-connections(64) log-iw-size(100000)
+                         tls(key-file("{key}") cert-file("{cert}") ca-file("{ca}") peer-verify(required-trusted))); }};
+destination d_raw {{ file("{dir}/raw.ndjson" template("$MSG\\n") flush-lines(1)); }};
+destination d_syslog {{ file("{dir}/syslog.txt" template("$PRI $PROGRAM $MSGID $MSG\\n") flush-lines(1)); }};
+destination d_mtls {{ file("{dir}/mtls.ndjson" template("$MSG\\n") flush-lines(1)); }};
+destination d_fields {{ file("{dir}/syslog-fields.tsv" flush-lines(1) frac-digits(3) time-zone("+00:00")
+                             template("$PRI\\t$ISODATE\\t$HOST\\t$PROGRAM\\t$PID\\t$MSGID\\t$SDATA\\t$MSG\\n")); }};
+log {{ source(s_raw); destination(d_raw); }};
+log {{ source(s_syslog); destination(d_syslog); destination(d_fields); }};
+log {{ source(s_mtls); destination(d_mtls); }};
+"""
+
+
+class TlsSyslogNg(SyslogNg):
+    """`SyslogNg` with TLS on every source: NDJSON (`raw_port`), RFC 5425 syslog (`syslog_port`), both
+    accepting any client, and NDJSON that requires a client certificate signed by the CA (`mtls_port`).
+    The same files and readers as `SyslogNg`, plus `mtls_records`."""
+
+    def __init__(self, directory: Path, pki: Pki) -> None:
+        self.dir = directory
+        self.pki = pki
+        self.raw_port = free_port()
+        self.syslog_port = free_port()
+        self.mtls_port = free_port()
+        self.conf = directory / "syslog-ng.conf"
+        self.conf.write_text(
+            _TLS_CONFIG.format(
+                raw=self.raw_port, syslog=self.syslog_port, mtls=self.mtls_port, dir=directory,
+                key=pki.key, cert=pki.cert, ca=pki.ca,
+            )
+        )  # fmt: skip
+        self.proc = None
+
+    def start(self, timeout: float = 15.0) -> TlsSyslogNg:
+        super().start(timeout)
+        deadline = time.monotonic() + timeout
+        while not _listening(self.mtls_port):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError("syslog-ng did not start listening")
+            time.sleep(0.05)
+        return self
+
+    def mtls_records(self) -> list[dict[str, Any]]:
+        return _json_lines(self.dir / "mtls.ndjson")
+
+    def syslog_fields(self) -> list[dict[str, Any]]:
+        """Each RFC 5424 message received, field by field as syslog-ng parsed it (TIMESTAMP in UTC,
+        milliseconds), MSG as JSON."""
+        path = self.dir / "syslog-fields.tsv"
+        if not path.exists():
+            return []
+        names = ("pri", "timestamp", "hostname", "app_name", "procid", "msgid", "sd")
+        out = []
+        for line in path.read_bytes().splitlines():
+            *fields, msg = line.split(b"\t", len(names))
+            out.append({**dict(zip(names, (f.decode() for f in fields), strict=True)), "msg": orjson.loads(msg)})
+        return out
+
+
+@pytest.fixture
+def tls_syslog_ng(tmp_path: Path, pki: Pki) -> Iterator[TlsSyslogNg]:
+    d = tmp_path / "tls-collector"
+    d.mkdir()
+    server = TlsSyslogNg(d, pki).start()
+    yield server
+    server.stop()
+
+
+class HttpsCollector(HttpCollector):
+    """`HttpCollector` behind TLS with the given server context."""
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        super().__init__()
+        self.ssl_context = ssl_context
+
+    async def start(self) -> HttpsCollector:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/ingest", self._ingest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=self.ssl_context)
+        await site.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/ingest"
+
+
+@pytest.fixture
+async def https_collector(pki: Pki) -> AsyncIterator[HttpsCollector]:
+    c = await HttpsCollector(pki.server_context()).start()
     yield c
     await c.stop()
