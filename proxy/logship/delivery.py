@@ -40,6 +40,10 @@ class Rejected(Exception):
     """The collector refused the batch for good (HTTP 4xx): retrying would not help."""
 
 
+class TooLarge(Rejected):
+    """The collector refused the batch for its size (HTTP 413): halves are tried, down to one record."""
+
+
 class Transport(Protocol):
     name: str
     acknowledged: bool  # True: `send` returning means the collector has the lines (HTTP 2xx)
@@ -47,6 +51,7 @@ class Transport(Protocol):
     def connect(self) -> None: ...
     def send(self, lines: list[bytes]) -> None: ...
     def alive(self) -> bool: ...
+    def unacked(self) -> int | None: ...  # bytes written but not yet acknowledged by the peer (TCP)
     def close(self) -> None: ...
 
 
@@ -59,6 +64,15 @@ class SinkStats:
     dropped: int
     connected: bool
     reconnects: int
+
+
+@dataclass(slots=True)
+class _Written:
+    """A batch written to an ack-less transport, kept until the collector is known to have it."""
+
+    at: float
+    lines: list[bytes]
+    end: int  # the connection's byte count after this batch
 
 
 class QueuedSink:
@@ -84,17 +98,20 @@ class QueuedSink:
         self.confirm_after = confirm_after
         self.flush_interval = flush_interval
         self._queue: deque[bytes] = deque()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the queue and the spool: the writer thread spills too
         self._wake = threading.Condition(self._lock)
-        self._window: deque[tuple[float, list[bytes]]] = deque()
+        self._window: deque[_Written] = deque()
         self._window_len = 0
-        self._retry: list[bytes] = []  # lines to send again, before anything else
+        self._written = 0  # bytes written on the current connection
+        self._retry: list[bytes] = []  # lines to send again, before anything else (memory only)
         self._connected = False
         self._stopping = False
         self._deadline = float("inf")
         self.sent = 0
-        self.dropped = 0
+        self._dropped_offer = 0  # counted on the writer thread, under the lock
+        self._dropped_sink = 0  # counted on the sink thread
         self.reconnects = 0
+        self.last_error: str | None = None
         self._last_check = 0.0
         self._thread = threading.Thread(target=self._run, name=f"bastion-sink-{self.name}", daemon=True)
         self._thread.start()
@@ -103,16 +120,24 @@ class QueuedSink:
 
     def offer(self, lines: list[bytes]) -> None:
         with self._lock:
+            if not self._thread.is_alive() and not self._stopping:  # pragma: no cover - _run guards itself
+                self._dropped_offer += len(lines)
+                return
+            if len(self._queue) + len(lines) > self.capacity and self.spool is not None:
+                # the queue is full (collector slow or away): to disk, oldest first, rather than drop
+                self._spool_append(list(self._queue) + lines, on_writer=True)
+                self._queue.clear()
+                lines = []
             room = self.capacity - len(self._queue)
             if room < len(lines):
-                self.dropped += len(lines) - max(room, 0)
+                self._dropped_offer += len(lines) - max(room, 0)
                 lines = lines[: max(room, 0)]
             self._queue.extend(lines)
             self._wake.notify()
 
     def stats(self) -> SinkStats:
         spooled = len(self.spool) if self.spool is not None else 0
-        dropped = self.dropped + (self.spool.dropped if self.spool is not None else 0)
+        dropped = self._dropped_offer + self._dropped_sink + (self.spool.dropped if self.spool is not None else 0)
         return SinkStats(
             len(self._queue) + len(self._retry), spooled, self._window_len, self.sent, dropped,
             self._connected, self.reconnects,
@@ -133,78 +158,106 @@ class QueuedSink:
         backoff = self.backoff_min
         try:
             while True:
-                if self._stopping and (time.monotonic() >= self._deadline or self._idle()):
-                    break
-                if not self._connected:
-                    if self._try_connect():
-                        backoff = self.backoff_min
-                    else:
-                        if self._stopping:
-                            break  # no collector at shutdown: spool or count what is left
+                try:
+                    if self._stopping and (time.monotonic() >= self._deadline or self._idle()):
+                        break
+                    if not self._connected and not self._try_connect():
                         self._spill()
                         self._sleep(random.uniform(0, backoff))  # full jitter
                         backoff = min(self.backoff_max, backoff * 2)
                         continue
-                lines, source = self._next_batch()
-                if not lines:
-                    self._check_window()
-                    continue
-                try:
-                    self.transport.send(lines)
-                except Rejected:
-                    self.dropped += len(lines)
-                    self._done(lines, source)
-                    continue
-                except OSError:
-                    self._broken(lines, source)
-                    continue
-                self._done(lines, source)
-                if self.transport.acknowledged:
-                    self.sent += len(lines)
-                else:
-                    self._window.append((time.monotonic(), lines))
-                    self._window_len += len(lines)
-                    self._check_window()
+                    lines, source = self._next_batch()
+                    if not lines:
+                        self._check_window()
+                        continue
+                    if self._send(lines, source):
+                        backoff = self.backoff_min  # only a delivery proves the collector is back
+                    else:
+                        # connected but the write failed (disk full, 429/503, reset): back off too,
+                        # or a collector that accepts and fails would be hammered in a tight loop
+                        self._spill()
+                        self._sleep(random.uniform(0, backoff))
+                        backoff = min(self.backoff_max, backoff * 2)
+                except Exception as exc:  # pragma: no cover - the thread must outlive any bug
+                    self._note(exc)
+                    self._disconnect()
+                    self._sleep(backoff)
         finally:
             self._finish()
 
+    def _send(self, lines: list[bytes], source: str) -> bool:
+        try:
+            self.transport.send(lines)
+        except TooLarge:
+            if len(lines) == 1:
+                self._dropped_sink += 1
+                self._done(lines, source)
+                return True
+            half = len(lines) // 2  # the collector caps batch size: try halves, in order
+            self._done(lines, source)
+            self._retry = lines[:half] + lines[half:] + self._retry
+            self.batch = max(1, half)
+            return True
+        except Rejected as exc:
+            self._note(exc)
+            self._dropped_sink += len(lines)
+            self._done(lines, source)
+            return True
+        except Exception as exc:  # OSError above all, but a transport bug must not lose the batch
+            self._note(exc)
+            self._broken(lines, source)
+            return False
+        self._done(lines, source)
+        if self.transport.acknowledged:
+            self.sent += len(lines)
+        else:
+            self._written += sum(len(line) for line in lines)
+            self._window.append(_Written(time.monotonic(), lines, self._written))
+            self._window_len += len(lines)
+            self._check_window()
+        return True
+
+    def _note(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+
     def _idle(self) -> bool:
-        """Nothing left to send (the resend window gets its last liveness check in `_finish`)."""
+        """Nothing left to send (the resend window gets its last check in `_finish`)."""
         spooled = len(self.spool) if self.spool is not None else 0
         return not self._queue and not self._retry and not (spooled and self._connected)
 
     def _sleep(self, seconds: float) -> None:
         with self._lock:
-            if not self._stopping:
-                self._wake.wait(seconds)
+            remaining = self._deadline - time.monotonic()
+            if remaining > 0:
+                self._wake.wait(min(seconds, remaining))
 
     def _try_connect(self) -> bool:
         try:
             self.transport.connect()
-        except OSError:
+        except Exception as exc:  # OSError; a bad host name raises UnicodeError (a ValueError)
+            self._note(exc)
             return False
         self._connected = True
+        self._written = 0
         self.reconnects += 1
         self._last_check = time.monotonic()
         return True
 
     def _next_batch(self) -> tuple[list[bytes], str]:
-        """Retries first, then the spool (older), then the queue (newer)."""
+        """Retries first (the oldest), then the spool, then the queue (the newest)."""
         if self._retry:
             lines, self._retry = self._retry[: self.batch], self._retry[self.batch :]
             return lines, "retry"
-        if self.spool is not None and len(self.spool):
-            if len(self._queue) > self.capacity // 2:
-                self._spill()  # keep the queue from overflowing while the backlog replays
-            lines = self.spool.peek(self.batch)
+        if self.spool is not None:
+            with self._lock:
+                lines = self.spool.peek(self.batch) if len(self.spool) else []
             if lines:
                 return lines, "spool"
         with self._lock:
             if not self._queue:
                 if self._stopping:
                     return [], ""
-                wait = 0.25 if self._window_len else 1.0
-                self._wake.wait(wait)
+                self._wake.wait(0.2 if self._window_len else 1.0)
             elif self.flush_interval and len(self._queue) < self.batch and not self._stopping:
                 self._wake.wait(self.flush_interval)  # let a partial batch fill (HTTP)
             n = min(self.batch, len(self._queue))
@@ -213,12 +266,14 @@ class QueuedSink:
 
     def _done(self, lines: list[bytes], source: str) -> None:
         if source == "spool" and self.spool is not None:
-            self.spool.commit(len(lines))
+            with self._lock:
+                self.spool.commit(len(lines))
 
     def _broken(self, lines: list[bytes], source: str) -> None:
-        """The connection failed: everything unconfirmed is to be sent again, oldest first."""
-        self._done(lines, source)  # from the spool's point of view they are now in `_retry`
-        unconfirmed = [line for _, batch in self._window for line in batch]
+        """The connection failed: everything unconfirmed is to be sent again, oldest first. It stays
+        in memory (`_retry`), ahead of whatever is still spooled, so a replay keeps its order."""
+        self._done(lines, source)
+        unconfirmed = [line for w in self._window for line in w.lines]
         self._window.clear()
         self._window_len = 0
         self._retry = unconfirmed + lines + self._retry
@@ -228,56 +283,72 @@ class QueuedSink:
         self._connected = False
         try:
             self.transport.close()
-        except OSError:
+        except Exception:  # pragma: no cover
             pass
 
-    def _check_window(self) -> None:
-        """Forget lines written long enough ago on a connection that is still open."""
+    def _check_window(self, force: bool = False) -> None:
+        """Forget lines the collector is known to have: written `confirm_after` ago, on a connection
+        that is still open, and acknowledged by the peer's TCP stack (a collector that stopped
+        reading leaves them unacknowledged in our send queue, and they stay in the window)."""
         if not self._window or self.transport.acknowledged:
             return
         now = time.monotonic()
-        if now - self._last_check < min(0.2, self.confirm_after or 0.2):
+        if not force and now - self._last_check < min(0.2, self.confirm_after or 0.2):
             return
         self._last_check = now
         if not self.transport.alive():
             self._broken([], "")
             return
+        unacked = self.transport.unacked()
+        acked = self._written - unacked if unacked is not None else self._written
         horizon = now - self.confirm_after
-        while self._window and self._window[0][0] <= horizon:
-            _, batch = self._window.popleft()
-            self._window_len -= len(batch)
-            self.sent += len(batch)
+        while self._window and self._window[0].end <= acked and (force or self._window[0].at <= horizon):
+            w = self._window.popleft()
+            self._window_len -= len(w.lines)
+            self.sent += len(w.lines)
+
+    def _spool_append(self, lines: list[bytes], on_writer: bool = False) -> None:
+        """Caller holds the lock. A spool that cannot be written (disk full) counts what it lost."""
+        assert self.spool is not None
+        try:
+            self.spool.append(lines)
+        except OSError as exc:
+            self._note(exc)
+            if on_writer:
+                self._dropped_offer += len(lines)
+            else:
+                self._dropped_sink += len(lines)
 
     def _spill(self) -> None:
-        """While the collector is away, the queue (and lines waiting for a resend) go to disk."""
+        """While the collector is away, the queue goes to disk (retries stay in memory, ahead)."""
         if self.spool is None:
             return
         with self._lock:
             lines = list(self._queue)
             self._queue.clear()
-        if self._retry:
-            lines = self._retry + lines
-            self._retry = []
-        self.spool.append(lines)
+            if lines:
+                self._spool_append(lines)
 
     def _finish(self) -> None:
-        """At shutdown: what could not be delivered is spooled, or counted as dropped."""
-        if self._connected and self._window and not self.transport.acknowledged:
-            # a last liveness check: a collector that died during the final writes shows it now
-            time.sleep(min(0.05, self.confirm_after))
-            if not self.transport.alive():
-                self._broken([], "")
-        if self._connected:
-            self.sent += self._window_len  # written, no sign of trouble: nothing better to know
-            self._window.clear()
-            self._window_len = 0
+        """At shutdown: what could not be delivered is spooled, or counted as dropped. Lines written
+        to an ack-less collector count as sent only once its TCP stack has acknowledged them."""
+        if self._connected and self._window:
+            end = min(self._deadline, time.monotonic() + 2.0)
+            while self._window and time.monotonic() < end:
+                self._check_window(force=True)
+                if self._window:
+                    time.sleep(0.02)
+        unconfirmed = [line for w in self._window for line in w.lines]
+        self._window.clear()
+        self._window_len = 0
         with self._lock:
-            left = self._retry + list(self._queue)
+            left = unconfirmed + self._retry + list(self._queue)
             self._queue.clear()
             self._retry = []
-        if self.spool is not None:
-            self.spool.append(left)
-            self.spool.close()
-        else:
-            self.dropped += len(left)
+            if self.spool is not None:
+                if left:
+                    self._spool_append(left)
+                self.spool.close()
+            else:
+                self._dropped_sink += len(left)
         self._disconnect()

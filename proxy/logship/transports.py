@@ -7,6 +7,7 @@ retrying and `Rejected` for a batch the collector refuses for good.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import http.client
 import os
@@ -14,14 +15,16 @@ import re
 import select
 import socket
 import ssl
+import struct
 import sys
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
 from proxy.config_logging import FileSink, HttpSink, SinkTLS, SyslogSink, TcpSink
-from proxy.logship.delivery import Rejected
+from proxy.logship.delivery import Rejected, TooLarge
 
+_TIOCOUTQ: int | None = getattr(__import__("termios"), "TIOCOUTQ", None)
 _PIPE_BUF = select.PIPE_BUF  # writes up to this size to a pipe are atomic (POSIX)
 _SEND_TIMEOUT = 10.0  # a collector that stops reading for this long is treated as gone
 
@@ -68,6 +71,9 @@ class StreamTransport:
 
     def alive(self) -> bool:
         return True
+
+    def unacked(self) -> int | None:
+        return None
 
     def close(self) -> None:
         pass
@@ -125,6 +131,9 @@ class FileTransport:
 
     def alive(self) -> bool:
         return True
+
+    def unacked(self) -> int | None:
+        return None
 
     def close(self) -> None:
         if self._fd is not None:
@@ -184,6 +193,17 @@ class TcpTransport:
                 sock.settimeout(_SEND_TIMEOUT)
         except (OSError, ValueError):
             return False
+
+    def unacked(self) -> int | None:
+        """Bytes in our send queue the peer has not acknowledged (Linux TIOCOUTQ; None elsewhere).
+        A collector that stopped reading leaves them here: they must not count as delivered."""
+        if self._sock is None or _TIOCOUTQ is None:
+            return None
+        try:
+            buf = fcntl.ioctl(self._sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+        except OSError:
+            return None
+        return int(struct.unpack("i", buf)[0])
 
     def close(self) -> None:
         if self._sock is not None:
@@ -297,10 +317,15 @@ class HttpTransport:
             return
         if resp.status in (408, 429) or resp.status >= 500:
             raise ConnectionError(f"collector answered {resp.status}")
+        if resp.status == 413:
+            raise TooLarge("collector answered 413")
         raise Rejected(f"collector answered {resp.status}")
 
     def alive(self) -> bool:
         return True
+
+    def unacked(self) -> int | None:
+        return None
 
     def close(self) -> None:
         if self._conn is not None:
