@@ -21,7 +21,7 @@ from aiohttp.web_request import BaseRequest
 from multidict import CIMultiDict
 
 from proxy.decision import Denial, Reason
-from proxy.logs import access_record
+from proxy.logs import UNLOGGED, access_record
 from proxy.requestid import new_request_id
 from proxy.responses import problem_response
 
@@ -133,8 +133,9 @@ class BastionServer(web.Server):
         return BastionRequestHandler(self, loop=self._loop, **self._kwargs)
 
     def on_parser_error(self, request_id: str, request: BaseRequest | None, denial: Denial, peer: Any = None) -> None:
+        extra: dict[str, Any] = {"bastion.reason": denial.reason.value, "bastion.detail": denial.detail}
         if not self.proxy.access_log:
-            return
+            extra[UNLOGGED] = True  # still counted by the metrics, and a security event if it is one
         self.proxy.output.emit(
             access_record(
                 request_id=request_id,
@@ -147,6 +148,6 @@ class BastionServer(web.Server):
                 started=time.monotonic(),
                 upstream_ms=None,
                 user_agent=None,
-                extra={"bastion.reason": denial.reason.value, "bastion.detail": denial.detail},
+                extra=extra,
             )
         )

@@ -33,6 +33,9 @@ from proxy.logship.transports import StreamTransport
 from proxy.redact import Redactor
 
 _MAX_FIELD = 2048
+# set on an access record that feeds the metrics and security events but gets no line of its own
+# (`logging.access_log: false`)
+UNLOGGED = "bastion.unlogged"
 # (request id, trace id) of the request this task is serving: set by server.py, read by
 # OutputHandler, so a process log line written during a request can be joined to its access record
 REQUEST_SCOPE: ContextVar[tuple[str, str | None] | None] = ContextVar("bastion_request", default=None)
@@ -151,8 +154,10 @@ class LogOutput:
                     derived = security_events(record) if record.get("event.dataset") == "bastion.access" else ()
                 except Exception:  # pragma: no cover - a malformed record still gets its own line
                     derived = ()
+                unlogged = record.pop(UNLOGGED, False)
                 for rec in (record, *derived):
-                    lines.append(self._line(rec))
+                    if not (unlogged and rec is record):
+                        lines.append(self._line(rec))
                     if observer is not None:
                         try:
                             observer(rec)

@@ -53,8 +53,6 @@ async def serve(
         log.error("rule files do not load; not starting", extra={"errors": exc.messages})
         output.close()
         return 1
-    output.observer = bastion.metrics.observe
-    output.sink_observer = lambda name, st: bastion.metrics.observe_sink(name, st.queued, st.spooled, st.dropped)
     if not cfg.rules:
         log.warning("no access rules (rules: []): every request that passes the other checks is forwarded")
     try:

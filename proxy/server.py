@@ -28,7 +28,7 @@ from proxy.decision import Denial, Reason, Reply
 from proxy.forwarded import SPOOFABLE, ForwardedPolicy
 from proxy.forwarder import Forwarder
 from proxy.headers import HOP_BY_HOP, copy_end_to_end, end_to_end
-from proxy.logs import REQUEST_SCOPE, LogOutput, access_record, cap
+from proxy.logs import REQUEST_SCOPE, UNLOGGED, LogOutput, access_record, cap
 from proxy.pipeline import Pipeline
 from proxy.requestid import request_id_from
 from proxy.responses import ProxyResponse, problem_response, reply_response
@@ -173,26 +173,29 @@ class ProxyHandler:
         finally:
             self.inflight -= 1
             REQUEST_SCOPE.set(None)
-            if self.access_log:
-                self.output.emit(
-                    access_record(
-                        request_id=ctx.request_id,
-                        client_ip=ctx.client_ip,
-                        method=ctx.method,
-                        path=ctx.path or ctx.raw_target.partition("?")[0],
-                        status=state.status,
-                        bytes_in=state.bytes_in,
-                        bytes_out=state.bytes_out,
-                        started=started,
-                        upstream_ms=state.upstream_ms,
-                        user_agent=headers.get(hdrs.USER_AGENT),
-                        extra=ctx.log,
-                        query=ctx.query if self.log_query else "",
-                        headers={h: v for h in self.log_headers if (v := headers.get(h)) is not None}
-                        if self.log_headers
-                        else None,
-                    )
+            # the access record also feeds the metrics and the security events: with the access log
+            # off it is still built, and LogOutput writes no line for it
+            if not self.access_log:
+                ctx.log[UNLOGGED] = True
+            self.output.emit(
+                access_record(
+                    request_id=ctx.request_id,
+                    client_ip=ctx.client_ip,
+                    method=ctx.method,
+                    path=ctx.path or ctx.raw_target.partition("?")[0],
+                    status=state.status,
+                    bytes_in=state.bytes_in,
+                    bytes_out=state.bytes_out,
+                    started=started,
+                    upstream_ms=state.upstream_ms,
+                    user_agent=headers.get(hdrs.USER_AGENT),
+                    extra=ctx.log,
+                    query=ctx.query if self.log_query else "",
+                    headers={h: v for h in self.log_headers if (v := headers.get(h)) is not None}
+                    if self.log_headers
+                    else None,
                 )
+            )
 
     def _deny(self, ctx: RequestContext, denial: Denial, state: _Outcome) -> web.StreamResponse:
         state.status = denial.status

@@ -7,6 +7,7 @@ request id, the trace id and the reason, and never the credential.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -70,8 +71,6 @@ async def proxy_e(upstream: EchoUpstream, start_bastion: StartBastion, tmp_path:
 
 
 async def _events(proxy: Running, action: str, n: int = 1) -> list[dict[str, Any]]:
-    import asyncio
-
     deadline = time.monotonic() + 3
     while True:
         found = [r for r in proxy.logs.lines if r.get("event.action") == action]
@@ -148,3 +147,36 @@ async def test_login_failures_and_lockout(proxy_e: Running, upstream: EchoUpstre
     locked = await _events(proxy_e, "login_locked")
     assert failed and locked
     assert statuses.count(401) == len(failed) and statuses.count(429) == len(locked)
+
+
+async def test_with_the_access_log_off_events_and_metrics_remain(
+    upstream: EchoUpstream, start_bastion: StartBastion, tmp_path: Path
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    (tmp_path / "r.yaml").write_text(RULES)
+    auth = {"issuers": [{"issuer": ISSUER, "algorithms": ["HS256"], "secret": SECRET}]}
+    proxy = await start_bastion(
+        make_config(upstream.url, rules=[str(tmp_path / "r.yaml")], rules_watch=False, auth=auth,
+                    logging={"access_log": False})
+    )  # fmt: skip
+    assert (await _send(proxy, "GET", "/me"))[0] == 401
+    assert (await _send(proxy, "GET", "/me", headers={"Authorization": f"Bearer {token()}"}))[0] == 200
+    [ev] = await _events(proxy, "authentication_failed")
+    assert ev["bastion.reason"] == "jwt_missing"
+    assert not proxy.logs.access()  # no access lines
+    want = ("bastion_requests_total", (("decision", "allow"), ("rule", "me"), ("status", "200")))
+    deadline = time.monotonic() + 3
+    while True:
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{proxy.bastion.admin_port}/metrics") as r:
+            text = await r.text()
+        samples = {
+            (m.name, tuple(sorted(m.labels.items()))): m.value
+            for fam in text_string_to_metric_families(text)
+            for m in fam.samples
+        }
+        if want in samples or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert samples[want] == 1
+    assert samples[("bastion_auth_failures_total", (("reason", "jwt_missing"),))] == 1
