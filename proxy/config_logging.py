@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from proxy.units import Duration, Size
 
@@ -50,7 +50,13 @@ class SinkTLS(_Model):
     verify: bool = True
     server_name: str | None = None  # SNI / certificate name, when it differs from `host`
     cert_file: Path | None = None  # client certificate (mutual TLS)
-    key_file: Path | None = None
+    key_file: Path | None = None  # unencrypted PEM: there is no passphrase setting
+
+    @model_validator(mode="after")
+    def _pair(self) -> SinkTLS:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the client certificate it belongs to)")
+        return self
 
 
 class StdoutSink(_Model):

@@ -19,6 +19,7 @@ CASES = [
     ("- {type: tcp, host: x, port: 1, delivery: {queue: 5}}", "logging.sinks[0].delivery.queue", "100"),
     ("- {type: tcp, host: x, port: 1, delivery: {spool: {}}}", "logging.sinks[0].delivery.spool.dir", "required"),
     ("- {type: stdout, extra: 1}", "logging.sinks[0].extra", "unknown key"),
+    ("- {type: tcp, host: x, port: 1, tls: {key_file: /k.pem}}", "logging.sinks[0].tls", "key_file needs cert_file"),
 ]
 
 
