@@ -145,7 +145,7 @@ class Bastion:
         self.revocations: RevocationStore | None = self.state.revocations if cfg.auth.revocation.enabled else None
         # this process's metrics, fed from its log records by the log writer (proxy/metrics.py)
         self.metrics = Metrics()
-        output.observer = self.metrics.observe
+        output.observer = self.metrics.observe_many
         output.sink_observer = lambda name, st: self.metrics.observe_sink(name, st.queued, st.spooled, st.dropped)
         self.jwks: list[JwksKeys] = []
         authn = None

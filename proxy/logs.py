@@ -33,6 +33,9 @@ from proxy.logship.transports import StreamTransport
 from proxy.redact import Redactor
 
 _MAX_FIELD = 2048
+# the writer thread shares the GIL with the event loop: it lets go this often (records), so a busy
+# drain never makes a request wait for Python's 5 ms switch interval
+_YIELD_EVERY = 128
 # set on an access record that feeds the metrics and security events but gets no line of its own
 # (`logging.access_log: false`)
 UNLOGGED = "bastion.unlogged"
@@ -54,6 +57,9 @@ _TRUSTED = frozenset(
 
 
 _second: tuple[int, str] = (0, "")
+
+
+_PLAIN_TEXT = frozenset({"url.path", "user_agent.original", "bastion.detail", "user.id", "message"})
 
 
 def _iso(ts: float) -> str:
@@ -88,7 +94,8 @@ class LogOutput:
             sinks = [QueuedSink(StreamTransport(stream), backoff_max=1.0)]
         self.sinks = sinks
         self.redactor = redactor or Redactor()
-        self.observer: Callable[[dict[str, Any]], None] | None = None  # metrics, on the writer thread
+        # the metrics, fed each drain's records at once, on the writer thread
+        self.observer: Callable[[list[dict[str, Any]]], None] | None = None
         self.sink_observer: Callable[[str, SinkStats], None] | None = None
         self.flush_timeout = flush_timeout
         self.overflow = 0  # records dropped before any sink saw them
@@ -146,10 +153,12 @@ class LogOutput:
         if not pending:
             return
         lines: list[bytes] = []
-        observer = self.observer
+        observed: list[dict[str, Any]] = []
+        n = 0
         try:
             while pending:
                 record = pending.popleft()
+                n += 1
                 try:
                     derived = security_events(record) if record.get("event.dataset") == "bastion.access" else ()
                 except Exception:  # pragma: no cover - a malformed record still gets its own line
@@ -158,14 +167,17 @@ class LogOutput:
                 for rec in (record, *derived):
                     if not (unlogged and rec is record):
                         lines.append(self._line(rec))
-                    if observer is not None:
-                        try:
-                            observer(rec)
-                        except Exception:  # metrics must never stop the logs
-                            pass
-        finally:  # whatever was prepared reaches the sinks, even if something above went wrong
+                    observed.append(rec)
+                if n % _YIELD_EVERY == 0:
+                    time.sleep(0)  # let the event loop have the GIL: it must not wait a switch interval
+        finally:  # whatever was prepared reaches the sinks and the metrics, even if something went wrong
             for sink in self.sinks:
                 sink.offer(lines)
+            if self.observer is not None and observed:
+                try:
+                    self.observer(observed)
+                except Exception:  # pragma: no cover - metrics must never stop the logs
+                    pass
 
     def _line(self, record: dict[str, Any]) -> bytes:
         """One record, one line, whatever it holds: a record that cannot be redacted or serialised
@@ -193,7 +205,9 @@ class LogOutput:
         for key, value in record.items():
             if key in _TRUSTED or value is None or type(value) in (int, float, bool):
                 continue
-            if key == "url.query":
+            if key in _PLAIN_TEXT:  # the access record's own user-controlled strings: no name to check
+                record[key] = r.text(value) if type(value) is str else r.tree(value, key)
+            elif key == "url.query":
                 record[key] = r.query(value)
             elif key.startswith("http.request.header."):
                 record[key] = r.header(key[20:], value)

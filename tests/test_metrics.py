@@ -460,7 +460,7 @@ async def start(start_bastion: StartBastion, upstream: EchoUpstream) -> AsyncIte
 
     async def run(**cfg: Any) -> Running:
         running = await start_bastion(make_config(upstream.url, **cfg))
-        running.output.observer = running.bastion.metrics.observe
+        running.output.observer = running.bastion.metrics.observe_many
         handlers.append(OutputHandler(running.output))
         logger.addHandler(handlers[-1])
         logger.setLevel(logging.INFO)
@@ -647,3 +647,24 @@ async def test_workers_metrics_are_summed_by_the_supervisor(
     proc.proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.proc.wait, 20) == 0
     assert not Path(metrics_dir).exists()
+
+
+def test_a_batch_of_values_fills_a_histogram_exactly_as_observe_would() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from proxy.metrics import _observe_all
+
+    values = [0.0, 0.0005, 0.00051, 0.001, 0.0249, 0.025, 0.7, 9.9, 10.0, 60.0, 1e9]
+    one, batch = CollectorRegistry(), CollectorRegistry()
+    bounds = (0.0005, 0.001, 0.025, 0.5, 10.0)
+    h1 = Histogram("h", "h", buckets=bounds, registry=one)
+    h2 = Histogram("h", "h", buckets=bounds, registry=batch)
+    for v in values:
+        h1.observe(v)
+    _observe_all(h2, values)
+
+    def samples(reg: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(reg).decode().splitlines() if not line.startswith("h_created")]
+
+    assert samples(one) == samples(batch)
+    assert 'h_bucket{le="0.0005"} 2.0' in samples(batch)  # a value on a bound falls in that bucket

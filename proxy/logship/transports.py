@@ -10,11 +10,13 @@ from __future__ import annotations
 import fcntl
 import gzip
 import http.client
+import io
 import os
 import re
 import select
 import socket
 import ssl
+import stat
 import struct
 import sys
 from pathlib import Path
@@ -48,11 +50,21 @@ class StreamTransport:
     def __init__(self, stream: IO[bytes] | None = None, name: str = "stdout") -> None:
         self.stream = stream if stream is not None else sys.stdout.buffer
         self.name = name
+        # only a pipe (or socket) shared by processes needs writes cut at PIPE_BUF; a file or a
+        # terminal gets one write per batch
+        try:
+            mode = os.fstat(self.stream.fileno()).st_mode
+            self.atomic = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            self.atomic = False
 
     def connect(self) -> None:
         pass
 
     def send(self, lines: list[bytes]) -> None:
+        if not self.atomic:
+            self._write(b"".join(lines))
+            return
         out = bytearray()
         for line in lines:
             if out and len(out) + len(line) > _PIPE_BUF:
@@ -62,7 +74,7 @@ class StreamTransport:
         if out:
             self._write(out)
 
-    def _write(self, data: bytearray) -> None:
+    def _write(self, data: bytes | bytearray) -> None:
         try:
             self.stream.write(data)
             self.stream.flush()
