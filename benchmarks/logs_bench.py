@@ -71,6 +71,34 @@ def serve_collector(port: int, out: Path) -> None:
     asyncio.run(main())
 
 
+def serve_counter(port: int, out: Path, marker: str) -> None:
+    """A collector that costs next to nothing: counts `marker` occurrences (records) and discards
+    the bytes, so the collector's own CPU does not land on the sink being measured (syslog-ng
+    parsing every message shares the two vCPUs with Bastion)."""
+    import asyncio
+
+    needle = marker.encode().decode("unicode_escape").encode()
+    count = 0
+    tail = b""
+
+    class Counter(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            nonlocal count, tail
+            chunk = tail + data
+            count += chunk.count(needle)
+            tail = chunk[-(len(needle) - 1) :] if len(needle) > 1 else b""
+            count -= tail.count(needle)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_server(Counter, "127.0.0.1", port)
+        while True:
+            await asyncio.sleep(1)
+            out.write_text(str(count))
+
+    asyncio.run(main())
+
+
 def sinks_for(mode: str, work: Path, raw: int, sysl: int, http: int, dead: int) -> str:
     extra = {
         "file": f"{{type: file, path: '{work}/file-sink.ndjson', max_size: 1GiB}}",
@@ -90,12 +118,22 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=100_000, help="records for the per-record CPU measure (0: skip)")
     ap.add_argument("--serve-upstream", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--serve-collector", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--serve-counter", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--syslog-ng",
+        action="store_true",
+        help="collect tcp and syslog with syslog-ng (real, but its CPU competes with Bastion's) "
+        "instead of a counting discard server",
+    )
     args = ap.parse_args()
     if args.serve_upstream:
         rb.serve_upstream(args.serve_upstream)
         return 0
     if args.serve_collector:
         serve_collector(int(args.serve_collector[0]), Path(args.serve_collector[1]))
+        return 0
+    if args.serve_counter:
+        serve_counter(int(args.serve_counter[0]), Path(args.serve_counter[1]), args.serve_counter[2])
         return 0
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install wrk)")
@@ -105,23 +143,27 @@ def main() -> int:
     try:
         up, raw, sysl, http, dead = (rb.free_port() for _ in range(5))
         kids.start("upstream", [sys.executable, __file__, "--serve-upstream", str(up)])
-        (work / "syslog-ng.conf").write_text(SYSLOG_NG.format(raw=raw, sys=sysl, dir=work))
-        kids.start(
-            "syslog-ng",
-            [
-                syslog_ng,
-                "-F",
-                "--no-caps",
-                "-f",
-                str(work / "syslog-ng.conf"),
-                "-R",
-                str(work / "persist"),
-                "-p",
-                str(work / "pid"),
-                "-c",
-                str(work / "ctl"),
-            ],
-        )
+        if args.syslog_ng:
+            (work / "syslog-ng.conf").write_text(SYSLOG_NG.format(raw=raw, sys=sysl, dir=work))
+            kids.start(
+                "syslog-ng",
+                [
+                    syslog_ng,
+                    "-F",
+                    "--no-caps",
+                    "-f",
+                    str(work / "syslog-ng.conf"),
+                    "-R",
+                    str(work / "persist"),
+                    "-p",
+                    str(work / "pid"),
+                    "-c",
+                    str(work / "ctl"),
+                ],
+            )
+        else:
+            for port, name, marker in ((raw, "tcp-count", "\\n"), (sysl, "syslog-count", ">1 ")):
+                kids.start(name, [sys.executable, __file__, "--serve-counter", str(port), str(work / name), marker])
         kids.start("collector", [sys.executable, __file__, "--serve-collector", str(http), str(work / "http-count")])
         pids: dict[str, int] = {}
         urls: dict[str, tuple[str, str]] = {}
@@ -163,8 +205,8 @@ def main() -> int:
         print_costs(base, results, cpu)
         print()
         arrived = {
-            "tcp": _lines(work / "raw.ndjson"),
-            "syslog": _lines(work / "syslog.txt"),
+            "tcp": _lines(work / "raw.ndjson") if args.syslog_ng else _count(work / "tcp-count"),
+            "syslog": _lines(work / "syslog.txt") if args.syslog_ng else _count(work / "syslog-count"),
             "http": int((work / "http-count").read_text() or 0) if (work / "http-count").exists() else 0,
             "file": _lines(work / "file-sink.ndjson"),
         }
@@ -227,6 +269,10 @@ def per_record(n: int, work: Path, raw: int, sysl: int, http: int, dead: int) ->
         us = statistics.median(rounds[mode])
         own = "—" if mode == "stdout" else f"{us - base:+.2f}"
         print(f"| {'stdout' if mode == 'stdout' else 'stdout + ' + mode} | {us:.2f} | {own} |")
+
+
+def _count(path: Path) -> int:
+    return int(path.read_text() or 0) if path.exists() else 0
 
 
 def _lines(path: Path) -> int:

@@ -229,6 +229,8 @@ _LEVEL = re.compile(rb'"log\.level":"(\w+)"')
 _DATASET = re.compile(rb'"event\.dataset":"bastion\.(\w+)"')
 _SEVERITY = {b"debug": 7, b"info": 6, b"notice": 5, b"warning": 4, b"error": 3, b"critical": 2}
 _TS_PREFIX = b'{"@timestamp":"'
+_LEVEL_NEXT = b',"log.level":"'
+_DATASET_NEXT = b',"event.dataset":"bastion.'
 
 
 class SyslogTransport(TcpTransport):
@@ -240,21 +242,39 @@ class SyslogTransport(TcpTransport):
         self.facility = cfg.facility
         host = socket.gethostname() or "-"
         self._fixed = f" {host[:255]} {cfg.app_name} {os.getpid()} ".encode("ascii", "replace")
+        self._heads: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
 
     def message(self, line: bytes) -> bytes:
-        body = line.rstrip(b"\n")
+        """One RFC 5424 frame. Level and dataset are read from the line's head (where serialise puts
+        `@timestamp`, and the records put `log.level` and `event.dataset`); the header for each
+        (level, dataset) pair is built once: this runs per record on the sink's thread."""
+        body = line[:-1] if line[-1:] == b"\n" else line
         ts = b"-"
+        level = dataset = None
         if body.startswith(_TS_PREFIX):
             end = body.find(b'"', len(_TS_PREFIX))
             if end > 0:
                 ts = body[len(_TS_PREFIX) : end]
-        m = _LEVEL.search(body)
-        severity = _SEVERITY.get(m.group(1), 6) if m else 6
-        d = _DATASET.search(body)
-        msgid = d.group(1) if d else b"-"
-        pri = self.facility * 8 + severity
-        msg = b"<%d>1 %s%s%s - %s" % (pri, ts, self._fixed, msgid, body)
-        return b"%d %s" % (len(msg), msg)
+                pos = end + 1  # the usual shape: `@timestamp`, `log.level`, `event.dataset` first
+                if body.startswith(_LEVEL_NEXT, pos):
+                    stop = body.find(b'"', pos + len(_LEVEL_NEXT))
+                    level = body[pos + len(_LEVEL_NEXT) : stop]
+                    if body.startswith(_DATASET_NEXT, stop + 1):
+                        start = stop + 1 + len(_DATASET_NEXT)
+                        dataset = body[start : body.find(b'"', start)]
+        if level is None:
+            m = _LEVEL.search(body)
+            level = m.group(1) if m else b""
+        if dataset is None:
+            d = _DATASET.search(body)
+            dataset = d.group(1) if d else b"-"
+        key = (level, dataset)
+        head = self._heads.get(key)
+        if head is None:
+            pri = self.facility * 8 + _SEVERITY.get(key[0], 6)
+            head = self._heads[key] = (b"<%d>1 " % pri, self._fixed + key[1] + b" - ")
+        size = len(head[0]) + len(ts) + len(head[1]) + len(body)
+        return b"".join((b"%d " % size, head[0], ts, head[1], body))
 
     def frame(self, lines: list[bytes]) -> bytes:
         return b"".join(self.message(line) for line in lines)
