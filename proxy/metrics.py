@@ -35,6 +35,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -78,6 +79,7 @@ _QUOTED = re.compile(r'"([^"]*)"')  # policy names in a RateLimit-Policy field v
 # Labels come from config (rule ids, policies, sinks, issuers) and fixed sets, so they are bounded;
 # this cap is the backstop should a record ever carry something unbounded.
 MAX_SERIES = 1000
+_KNOWN_STATUS = frozenset(int(s) for s in HTTPStatus) | {499}  # 499: the client went away (nginx's code)
 _OTHER = "other"
 
 _EVENT_RELOAD = {"rules-reloaded": "ok", "rules-reload-failed": "failed", "config-reload-failed": "failed"}
@@ -193,7 +195,7 @@ class Metrics:
         ).labels(__version__).set(1)
 
         # label tuple -> child: `labels()` validates and hashes its arguments on every call
-        self._requests: dict[tuple[str, int, str], Child] = {}
+        self._requests: dict[tuple[str, int | str, str], Child] = {}
         self._auth: dict[str, Child] = {}
         self._limits: dict[str, tuple[Child, ...]] = {}
         self._lockouts: dict[str, tuple[Child, ...]] = {}
@@ -299,7 +301,9 @@ class Metrics:
             label = decision
         else:
             label = "deny"
-        key = (rule, status, label)
+        # SECURITY: the status is the only label value from outside the config (an upstream sends any
+        # 100-999, and a client can steer some): codes HTTP does not register share one series
+        key = (rule, status if status in _KNOWN_STATUS else _OTHER, label)
         batch.requests[key] = batch.requests.get(key, 0) + 1
 
         total = rec.get("bastion.duration_ms")
@@ -380,7 +384,7 @@ class _Batch:
     __slots__ = ("requests", "duration", "upstream")
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int, str], int] = {}
+        self.requests: dict[tuple[str, int | str, str], int] = {}
         self.duration: list[float] = []
         self.upstream: list[float] = []
 

@@ -24,11 +24,14 @@ Choices:
   then), when any member breaks the Level 1 grammar, past 32 members, or when a key repeats (the
   W3C test suite drops it; the spec allows it). Bastion adds no entry of its own: it has no
   vendor state to carry.
-- Ids come from a Mersenne Twister seeded from `os.urandom` (and reseeded in a forked child):
-  trace ids are correlation keys, not secrets (an upstream that saw 624 of them could predict the
-  next ones; it could equally read them off its own traffic). One `randbytes(24).hex()` gives a
-  new trace id and span id for 0.16 µs; `os.urandom` is a syscall (0.4 µs) and
-  `f"{getrandbits(64):016x}"` twice costs 0.55 µs.
+- Ids come from `os.urandom` (one 24-byte draw for a trace id and span id, ~0.4 µs). A seeded
+  Mersenne Twister was 0.25 µs cheaper, but its state can be rebuilt from ~150 of its outputs, so
+  an upstream that echoes trace ids would let one client predict the ids of others' requests.
+- With `accept_incoming: false` the other tracing formats a client could send are removed too
+  (B3, Jaeger's `uber-trace-id`, Datadog, AWS X-Ray, Google Cloud, SkyWalking, and W3C
+  `baggage`): an upstream whose propagators read B3 after W3C would otherwise continue the
+  client's trace, and `baggage` would carry whatever the client wrote. With the default (`true`)
+  they pass like any end-to-end header: a trusted caller's tracing is continued, in its format.
 - The traceparent check is one precompiled regex `match` plus slicing: 0.38 µs against 0.7 µs for
   the fastest pure-slicing check (`str.strip(HEX)` builds its character set on each call).
 - Done once per request, before any check runs, so a denied request's access record has its
@@ -44,7 +47,6 @@ an invalid one 1.2 µs; a valid one with a two-member tracestate 2.0-2.25 µs; t
 from __future__ import annotations
 
 import os
-import random
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -57,6 +59,17 @@ from proxy.context import RequestContext
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 MAX_MEMBERS = 32
+# other propagation formats (and W3C baggage): removed when callers' traces are not accepted
+FOREIGN = frozenset(
+    {
+        "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+        "uber-trace-id", "x-datadog-trace-id", "x-datadog-parent-id", "x-datadog-sampling-priority",
+        "x-datadog-origin", "x-datadog-tags", "x-amzn-trace-id", "x-cloud-trace-context", "grpc-trace-bin",
+        "sw8", "sw8-correlation", "sw8-x", "baggage", "ot-tracer-traceid", "ot-tracer-spanid",
+        "ot-tracer-sampled",
+    }
+)  # fmt: skip
+MAX_TRACESTATE = 512  # characters forwarded (the spec's minimum to propagate)
 
 # version "-" trace-id "-" parent-id "-" flags, all lower-case hex (HEXDIGLC). Matched at the start
 # only: a future version may carry more fields after a "-" (checked by length below).
@@ -74,9 +87,9 @@ _MEMBER = re.compile(
 )
 _COMPACT = re.compile(rf"{_MEMBER.pattern}(?:,{_MEMBER.pattern}){{0,{MAX_MEMBERS - 1}}}")
 
-_rng = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
-_randbytes = _rng.randbytes
+# SECURITY: ids come from the OS generator: a Mersenne Twister's state can be rebuilt from ~150 of its
+# trace ids, and an upstream that echoes ids would let one client predict another's (0.3 µs more)
+_randbytes = os.urandom
 
 
 class TraceParent(NamedTuple):
@@ -118,7 +131,7 @@ def parse_tracestate(values: Sequence[str]) -> str | None:
         # member walked by the loop below, half the time for more
         members = combined.split(",")
         if len(members) == 1 or len({m.partition("=")[0] for m in members}) == len(members):
-            return combined
+            return combined if len(combined) <= MAX_TRACESTATE else _capped(members) or None
         return None
     kept: list[str] = []
     keys: set[str] = set()
@@ -136,7 +149,19 @@ def parse_tracestate(values: Sequence[str]) -> str | None:
             kept.append(member)
     if not kept or len(kept) > MAX_MEMBERS:
         return None
-    return ",".join(kept)
+    return _capped(kept) or None
+
+
+def _capped(members: list[str]) -> str:
+    """At most MAX_TRACESTATE characters go on: the spec asks for at least 512 and, when trimming,
+    for members over 128 characters to go first, then from the end (the oldest)."""
+    combined = ",".join(members)
+    if len(combined) <= MAX_TRACESTATE:
+        return combined
+    members = [m for m in members if len(m) <= 128]
+    while members and len(",".join(members)) > MAX_TRACESTATE:
+        members.pop()
+    return ",".join(members)
 
 
 def new_ids() -> tuple[str, str]:
@@ -169,7 +194,8 @@ class Tracer:
     def __init__(self, cfg: Tracing) -> None:
         self.enabled = cfg.enabled
         self.accept_incoming = cfg.accept_incoming
-        self.strips = frozenset((TRACEPARENT, TRACESTATE)) if cfg.enabled else frozenset()
+        strips = {TRACEPARENT, TRACESTATE} | (FOREIGN if not cfg.accept_incoming else set())
+        self.strips = frozenset(strips) if cfg.enabled else frozenset()
 
     def begin(self, ctx: RequestContext) -> None:
         """Set the trace ids on `ctx` and its access record. Never denies: a bad header only means

@@ -114,3 +114,32 @@ def test_process_logs_written_during_a_request_carry_its_request_and_trace_ids()
     assert "http.request.id" not in outside and "trace.id" not in outside
     assert during["http.request.id"] == "rid-1" and during["trace.id"] == "0af7651916cd43dd8448eb211c80319c"
     assert during["event.dataset"] == "bastion.process" and during["event.id"] != outside["event.id"]
+
+
+async def test_a_breaker_tripped_during_a_request_probes_without_that_requests_ids() -> None:
+    import asyncio
+
+    from proxy.config import Breaker as BreakerConfig
+    from proxy.logs import REQUEST_SCOPE
+    from proxy.ratelimit.breaker import Breaker
+
+    seen: list[object] = []
+
+    async def probe() -> None:
+        seen.append(REQUEST_SCOPE.get())  # what a log line written by the probe would carry
+        raise ConnectionError("still down")
+
+    breaker = Breaker(BreakerConfig(retry_every=0.01), probe)
+
+    async def request() -> None:
+        REQUEST_SCOPE.set(("rid-A", "0af7651916cd43dd8448eb211c80319c"))
+        breaker.trip("redis timed out")
+
+    await asyncio.create_task(request())
+    for _ in range(50):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    assert breaker._task is not None
+    breaker._task.cancel()
+    assert seen and seen[0] is None

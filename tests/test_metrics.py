@@ -668,3 +668,18 @@ def test_a_batch_of_values_fills_a_histogram_exactly_as_observe_would() -> None:
 
     assert samples(one) == samples(batch)
     assert 'h_bucket{le="0.0005"} 2.0' in samples(batch)  # a value on a bound falls in that bucket
+
+
+def test_unregistered_status_codes_share_one_series() -> None:
+    from proxy.metrics import Metrics
+
+    m = Metrics()
+    base = {"event.dataset": "bastion.access", "bastion.rule": "r", "bastion.decision": "allow"}
+    m.observe_many([{**base, "http.response.status_code": code} for code in (200, 299, 599, 799, 404, 499)])
+    text = m.render().decode()
+    statuses = {
+        line.split('status="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("bastion_requests_total{")
+    }
+    assert statuses == {"200", "404", "499", "other"}  # 299, 599 and 799 are no registered codes

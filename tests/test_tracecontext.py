@@ -321,6 +321,45 @@ async def test_accept_incoming_false_starts_every_trace(upstream: EchoUpstream, 
     assert sent.split("-")[1] == rec["trace.id"]
 
 
+FOREIGN_HEADERS = {
+    "b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+    "X-B3-TraceId": "80f198ee56343ba864fe8b2a57d3eff7",
+    "X-B3-Sampled": "1",
+    "uber-trace-id": "80f198ee56343ba864fe8b2a57d3eff7:e457b5a2e4d86bd1:0:1",
+    "baggage": "tenant=admin,user.id=root",
+    "X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793",
+    "X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1",
+    "x-datadog-trace-id": "1234",
+}
+
+
+@pytest.mark.parametrize("accept", [False, True])
+async def test_other_tracing_formats_go_when_callers_traces_are_not_accepted(
+    upstream: EchoUpstream, start_bastion: StartBastion, accept: bool
+) -> None:
+    # an upstream reading B3 after W3C would otherwise continue the client's trace, and baggage is
+    # whatever the client wrote
+    proxy = await start_bastion(make_config(upstream.url, tracing={"accept_incoming": accept}))
+    assert await _get(proxy, {"traceparent": VALID, **FOREIGN_HEADERS}) == 200
+    [seen] = upstream.seen
+    forwarded = {name: seen.all(name) for name in FOREIGN_HEADERS}
+    if accept:
+        assert forwarded == {name: [value] for name, value in FOREIGN_HEADERS.items()}
+    else:
+        assert forwarded == {name: [] for name in FOREIGN_HEADERS}
+
+
+def test_tracestate_is_capped_at_512_characters_long_members_first() -> None:
+    long = "big=" + "x" * 200
+    members = [f"k{i}=" + "v" * 40 for i in range(20)]  # 20 × ~44 = ~900 characters
+    out = parse_tracestate([",".join([members[0], long, *members[1:]])])
+    assert out is not None and len(out) <= 512
+    kept = out.split(",")
+    assert "big=" not in out and kept == members[: len(kept)]  # the long one first, then from the end
+    three_long = ",".join(f"big{i}=" + "x" * 200 for i in range(3))  # 600+ characters, all members long
+    assert parse_tracestate([three_long]) is None  # nothing left to send is no header at all
+
+
 async def test_disabled_passes_client_headers_through(upstream: EchoUpstream, start_bastion: StartBastion) -> None:
     proxy = await start_bastion(make_config(upstream.url, tracing={"enabled": False}))
     assert await _get(proxy, {"traceparent": "whatever", "tracestate": "x"}) == 200

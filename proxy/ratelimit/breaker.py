@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,11 @@ class Breaker:
             extra={"event.action": "ratelimit_store_down", "store": self.target, "error": why},
         )
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._probe_until_up(), name="store-probe")
+            # an empty context: the probe outlives the request that tripped the breaker, and its log
+            # lines must not carry that request's id (proxy/logs.py REQUEST_SCOPE)
+            self._task = asyncio.get_running_loop().create_task(
+                self._probe_until_up(), name="store-probe", context=contextvars.Context()
+            )
 
     def _close(self) -> None:
         self.closed = True

@@ -22,6 +22,7 @@ h is a 96-bit BLAKE2b, so no client value (address, user id, API key) is stored 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -41,6 +42,7 @@ from proxy.ratelimit.scripts import SCRIPTS, Script
 
 T = TypeVar("T")
 _MAX_BATCH = 256  # ops per EVALSHA: bounds the time one script holds Redis
+_NO_REQUEST = contextvars.Context()  # an empty context: nothing request-scoped leaks into a batch
 _Op = tuple[bytes, list[str], "asyncio.Future[list[int]]"]  # "<kind> <nkeys> <args>", keys, answer
 
 
@@ -119,14 +121,16 @@ class RedisStore:
         self._queue.append((op, keys, fut))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._flush, context=_NO_REQUEST)  # a batch serves many requests: none's ids
         return fut
 
     def _flush(self) -> None:
         self._scheduled = False
         queue, self._queue = self._queue, []
         for i in range(0, len(queue), _MAX_BATCH):
-            task = asyncio.get_running_loop().create_task(self._send(queue[i : i + _MAX_BATCH]))
+            task = asyncio.get_running_loop().create_task(
+                self._send(queue[i : i + _MAX_BATCH]), context=contextvars.Context()
+            )
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
