@@ -37,6 +37,8 @@ class Breaker:
         self.since = time.time()
         self.last_error = ""
         self._task: asyncio.Task[None] | None = None
+        # told of every transition (True: open), for a gauge that must not depend on a log record
+        self.on_change: Callable[[bool], None] | None = None
 
     def success(self) -> None:
         self.consecutive = 0
@@ -54,6 +56,8 @@ class Breaker:
         self.closed = False
         self.opened += 1
         self.since = time.time()
+        if self.on_change is not None:
+            self.on_change(True)
         log.warning(
             "shared store unavailable: circuit open",
             extra={"event.action": "ratelimit_store_down", "store": self.target, "error": why},
@@ -69,6 +73,8 @@ class Breaker:
         self.closed = True
         self.consecutive = 0
         self.recovered += 1
+        if self.on_change is not None:
+            self.on_change(False)
         down_for = time.time() - self.since
         self.since = time.time()
         log.info(
