@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 
 from tests.conftest import EchoUpstream, Process, free_port, wait_http, write_config
+from tests.test_metrics import _listening, _workers
 
 
 async def test_each_worker_and_the_supervisor_write_their_own_file(
@@ -26,7 +27,7 @@ async def test_each_worker_and_the_supervisor_write_their_own_file(
     proc = spawn("proxy", "run", "-c", str(write_config(tmp_path / "c.yaml", upstream.url, port, admin, extra)),
                  "--workers", "2")  # fmt: skip
     await wait_http(f"http://127.0.0.1:{admin}/readyz")
-    await wait_http(f"http://127.0.0.1:{port}/ping", timeout=20)
+    await _listening(await _workers(admin, 2), port)  # a worker shows in /status before it listens
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
         for i in range(60):  # fresh connections: SO_REUSEPORT spreads connections over the workers
             async with s.get(f"http://127.0.0.1:{port}/r/{i}") as r:
