@@ -286,14 +286,14 @@ class QueuedSink:
         except Exception:  # pragma: no cover
             pass
 
-    def _check_window(self, force: bool = False) -> None:
+    def _check_window(self, throttle: bool = True) -> None:
         """Forget lines the collector is known to have: written `confirm_after` ago, on a connection
         that is still open, and acknowledged by the peer's TCP stack (a collector that stopped
         reading leaves them unacknowledged in our send queue, and they stay in the window)."""
         if not self._window or self.transport.acknowledged:
             return
         now = time.monotonic()
-        if not force and now - self._last_check < min(0.2, self.confirm_after or 0.2):
+        if throttle and now - self._last_check < min(0.2, self.confirm_after or 0.2):
             return
         self._last_check = now
         if not self.transport.alive():
@@ -302,7 +302,7 @@ class QueuedSink:
         unacked = self.transport.unacked()
         acked = self._written - unacked if unacked is not None else self._written
         horizon = now - self.confirm_after
-        while self._window and self._window[0].end <= acked and (force or self._window[0].at <= horizon):
+        while self._window and self._window[0].end <= acked and self._window[0].at <= horizon:
             w = self._window.popleft()
             self._window_len -= len(w.lines)
             self.sent += len(w.lines)
@@ -333,9 +333,12 @@ class QueuedSink:
         """At shutdown: what could not be delivered is spooled, or counted as dropped. Lines written
         to an ack-less collector count as sent only once its TCP stack has acknowledged them."""
         if self._connected and self._window:
-            end = min(self._deadline, time.monotonic() + 2.0)
-            while self._window and time.monotonic() < end:
-                self._check_window(force=True)
+            # the same rule as while running (acknowledged, `confirm_after` old, connection open):
+            # a collector that refused us after the handshake (TLS 1.3 client certificates) or died
+            # during the last writes shows it within that time
+            end = min(self._deadline, time.monotonic() + self.confirm_after + 1.0)
+            while self._window and self._connected and time.monotonic() < end:
+                self._check_window(throttle=False)
                 if self._window:
                     time.sleep(0.02)
         unconfirmed = [line for w in self._window for line in w.lines]
