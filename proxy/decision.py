@@ -68,6 +68,19 @@ class Reason(StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"  # the shared store is down and `store.on_failure` is fail_closed
 
 
+# The reasons that are authentication failures: a missing, malformed, unverifiable or revoked
+# credential (`forbidden` is authorisation). One set for the security events and the metrics.
+AUTHENTICATION_REASONS = frozenset(
+    {
+        Reason.AUTH_REQUIRED, Reason.JWT_MISSING, Reason.JWT_MALFORMED, Reason.JWT_TOO_LARGE, Reason.JWT_MULTIPLE,
+        Reason.JWT_WRONG_SCHEME, Reason.JWT_DUPLICATE_KEYS, Reason.ALG_NONE, Reason.ALG_NOT_ALLOWED,
+        Reason.FORBIDDEN_HEADER, Reason.UNKNOWN_CRIT, Reason.BAD_KID, Reason.KID_UNKNOWN, Reason.BAD_SIGNATURE,
+        Reason.EXPIRED, Reason.NOT_YET_VALID, Reason.ISSUED_IN_FUTURE, Reason.UNKNOWN_ISSUER, Reason.WRONG_AUDIENCE,
+        Reason.WRONG_TYP, Reason.MISSING_CLAIM, Reason.BAD_CLAIMS, Reason.REVOKED, Reason.JWKS_UNAVAILABLE,
+        Reason.CSRF,
+    }
+)  # fmt: skip
+
 # Stable problem `type` URIs: relative references, which RFC 9457 §3.1.1 allows; they name the
 # kind of problem without pointing anywhere that could leak deployment details.
 PROBLEM_BASE = "https://bastion.dev/problems/"

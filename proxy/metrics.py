@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as _multiprocess
 
 from proxy import __version__
-from proxy.decision import Reason
+from proxy.decision import AUTHENTICATION_REASONS, Reason
 
 log = logging.getLogger("bastion.metrics")
 
@@ -50,20 +50,6 @@ log = logging.getLogger("bastion.metrics")
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _UPSTREAM_BUCKETS = (*_BUCKETS, 30.0, 60.0)
 
-# The reasons that are authentication failures: a missing, malformed, unverifiable or revoked credential
-# (the same set as the `authentication_failed` events of proxy/logship/events.py); `forbidden` is
-# authorisation and not one of them.
-AUTH_REASONS = frozenset(
-    r.value
-    for r in (
-        Reason.AUTH_REQUIRED, Reason.JWT_MISSING, Reason.JWT_MALFORMED, Reason.JWT_TOO_LARGE, Reason.JWT_MULTIPLE,
-        Reason.JWT_WRONG_SCHEME, Reason.JWT_DUPLICATE_KEYS, Reason.ALG_NONE, Reason.ALG_NOT_ALLOWED,
-        Reason.FORBIDDEN_HEADER, Reason.UNKNOWN_CRIT, Reason.BAD_KID, Reason.KID_UNKNOWN, Reason.BAD_SIGNATURE,
-        Reason.EXPIRED, Reason.NOT_YET_VALID, Reason.ISSUED_IN_FUTURE, Reason.UNKNOWN_ISSUER, Reason.WRONG_AUDIENCE,
-        Reason.WRONG_TYP, Reason.MISSING_CLAIM, Reason.BAD_CLAIMS, Reason.REVOKED, Reason.JWKS_UNAVAILABLE,
-        Reason.CSRF,
-    )
-)  # fmt: skip
 # a `bastion.reason` that is not a refusal: the request was let through and then failed
 _NOT_REFUSALS = frozenset(
     {"upstream_unavailable", "upstream_timeout", "upstream_error", "upstream_broken", Reason.INTERNAL.value}
@@ -316,7 +302,7 @@ class Metrics:
             batch.duration.append(total / 1000.0)
 
         if label == "deny":
-            if reason in AUTH_REASONS:
+            if reason in AUTHENTICATION_REASONS:
                 child = self._auth.get(reason)
                 if child is None:
                     child = self._auth[reason] = self.auth_failures.labels(reason)

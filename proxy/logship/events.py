@@ -15,18 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.decision import Reason
+from proxy.decision import AUTHENTICATION_REASONS, Reason
 
-AUTHENTICATION = frozenset(
-    {
-        Reason.AUTH_REQUIRED, Reason.JWT_MISSING, Reason.JWT_MALFORMED, Reason.JWT_TOO_LARGE, Reason.JWT_MULTIPLE,
-        Reason.JWT_WRONG_SCHEME, Reason.JWT_DUPLICATE_KEYS, Reason.ALG_NONE, Reason.ALG_NOT_ALLOWED,
-        Reason.FORBIDDEN_HEADER, Reason.UNKNOWN_CRIT, Reason.BAD_KID, Reason.KID_UNKNOWN, Reason.BAD_SIGNATURE,
-        Reason.EXPIRED, Reason.NOT_YET_VALID, Reason.ISSUED_IN_FUTURE, Reason.UNKNOWN_ISSUER, Reason.WRONG_AUDIENCE,
-        Reason.WRONG_TYP, Reason.MISSING_CLAIM, Reason.BAD_CLAIMS, Reason.REVOKED, Reason.JWKS_UNAVAILABLE,
-        Reason.CSRF,
-    }
-)  # fmt: skip
 AUTHORIZATION = frozenset({Reason.FORBIDDEN, Reason.NO_RULE, Reason.AMBIGUOUS_RULE})
 
 # copied from the access record into each of its events, for correlation without a join
@@ -59,7 +49,7 @@ def _event(access: dict[str, Any], action: str, category: str, level: str, kind:
 def security_events(access: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     reason = access.get("bastion.reason")
-    if reason in AUTHENTICATION:
+    if reason in AUTHENTICATION_REASONS:
         ev = _event(access, "authentication_failed", "authentication", "warning")
         ev["bastion.reason"] = reason
         out.append(ev)
