@@ -147,6 +147,7 @@ async def test_login_failures_and_lockout(proxy_e: Running, upstream: EchoUpstre
     locked = await _events(proxy_e, "login_locked")
     assert failed and locked
     assert statuses.count(401) == len(failed) and statuses.count(429) == len(locked)
+    assert len(upstream.seen) == statuses.count(401)  # a locked attempt never reaches the login service
 
 
 async def test_with_the_access_log_off_events_and_metrics_remain(
