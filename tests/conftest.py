@@ -22,6 +22,7 @@ from pytest_aiohttp import AiohttpServer
 from proxy.app import Bastion
 from proxy.config import Config
 from proxy.logs import LogOutput
+from tests.pki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -435,3 +436,10 @@ def redis_process() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A throwaway CA with server and client certificates (tests/pki.py)."""
+    return make_pki(tmp_path / "pki")
+

@@ -25,7 +25,8 @@ import pytest
 from proxy.config_logging import Logging
 from proxy.logs import LogOutput
 from proxy.logship import QueuedSink
-from tests.logship.conftest import HttpsCollector, Pki, TlsSyslogNg
+from tests.logship.conftest import HttpsCollector, TlsSyslogNg
+from tests.pki import Pki
 
 _DELIVERY = {"backoff_min": "20ms", "backoff_max": "100ms", "confirm_after": "300ms"}
 _DEADLINE = 10.0
