@@ -86,8 +86,7 @@ def serve_counter(port: int, out: Path, marker: str) -> None:
             nonlocal count, tail
             chunk = tail + data
             count += chunk.count(needle)
-            tail = chunk[-(len(needle) - 1) :] if len(needle) > 1 else b""
-            count -= tail.count(needle)
+            tail = chunk[-(len(needle) - 1) :] if len(needle) > 1 else b""  # a needle split over two reads
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -71,6 +71,7 @@ _ACTIVE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 _WS = re.compile(r"\s+")
+_FIELD_PARTS = re.compile(r"[.\[\]]")  # `body.items[3].token` -> body, items, 3, token
 
 
 def _tag(secret: str) -> str:
@@ -184,7 +185,7 @@ class Redactor:
         """A detection's snippet is redacted wholesale when it comes from a cookie, a credential
         header, or a field whose name is credential-like (`body.user.password`, `body.tokens[0]`)."""
         field = str(d.get("field", ""))
-        segments = [p for p in re.split(r"[.\[\]]", field) if p and not p.isdigit() and p != "*"]
+        segments = [p for p in _FIELD_PARTS.split(field) if p and not p.isdigit() and p != "*"]
         leaf = segments[-1] if segments else ""
         out = {k: (self.text(v) if isinstance(v, str) else v) for k, v in d.items()}
         snippet = d.get("snippet")

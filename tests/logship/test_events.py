@@ -181,3 +181,13 @@ async def test_with_the_access_log_off_events_and_metrics_remain(
         await asyncio.sleep(0.05)
     assert samples[want] == 1
     assert samples[("bastion_auth_failures_total", (("reason", "jwt_missing"),))] == 1
+
+
+async def test_one_request_full_of_payloads_logs_at_most_ten_findings(proxy_e: Running, upstream: EchoUpstream) -> None:
+    body = {f"f{i}": "x' OR 1=1 --" for i in range(30)}  # detect mode: every field is a finding
+    status, rid = await _send(proxy_e, "POST", "/audit", json=body)
+    assert status == 200
+    events = await _events(proxy_e, "attack_detected", 10)
+    [access] = [r for r in proxy_e.logs.access() if r["http.request.id"] == rid]
+    assert len(access["bastion.detections"]) == 10 and access["bastion.detections_total"] == 30
+    assert len(events) == 10  # the collector is not flooded with one event per payload
