@@ -133,6 +133,18 @@ def has_needles(text: str, needles: Needles) -> bool:
     return True
 
 
+def first_hit(cls: str, rules: Iterable[tuple[str, Needles, Searcher]], text: str, field: Field) -> Finding | None:
+    """The first rule whose pre-filters pass and whose pattern matches `text`, as `<cls>.<rule id>`:
+    the loop of every detector that is more than one `RuleSet`."""
+    for rid, needles, pattern in rules:
+        if needles and not has_needles(text, needles):
+            continue
+        m = pattern.search(text)
+        if m is not None:
+            return finding(cls, f"{cls}.{rid}", field, text, m)
+    return None
+
+
 class RuleSet:
     """A detector made of named, precompiled patterns tried in order, each behind substring pre-filters.
 
@@ -180,14 +192,6 @@ class RuleSet:
                     m = pattern.search(text)
                     if m is not None:
                         return finding(self.cls, rid, field, text, m)
-                continue
-            m = pattern.search(text)
-            if m is not None:
-                return finding(self.cls, rid, field, text, m)
-        return None
-        text = self._prepare(value) if self._prepare is not None else value
-        for rid, needles, pattern in self._rules:
-            if needles and not has_needles(text, needles):
                 continue
             m = pattern.search(text)
             if m is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from proxy.detect.base import Finding, finding, has_needles
+from proxy.detect.base import Finding, finding, first_hit
 from proxy.detect.fields import Field
 
 _OPS = (
@@ -42,13 +42,7 @@ class NoSqlDetector:
                 return finding("nosqli", "nosqli.operator-key", field, value, m)
         if not any(n in value for n in _NEEDLES):
             return None
-        for rid, needles, pattern in _VALUE:
-            if not has_needles(value, needles):
-                continue
-            m = pattern.search(value)
-            if m is not None:
-                return finding("nosqli", f"nosqli.{rid}", field, value, m)
-        return None
+        return first_hit("nosqli", _VALUE, value, field)
 
 
 NOSQLI = NoSqlDetector()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from proxy.detect.base import Finding, Needles, PlainGate, finding, has_needles
+from proxy.detect.base import Finding, Needles, PlainGate, finding, first_hit, has_needles
 from proxy.detect.fields import Field
 from proxy.detect.searchers import Anchored, Hit, Searcher, Where
 
@@ -101,13 +101,7 @@ class TraversalDetector:
             m = _NUL.search(text)
             if m is not None:
                 return finding("lfi", "lfi.nul-byte", field, text, m)
-        for rid, needles, pattern in _RULES:
-            if not has_needles(text, needles):
-                continue
-            hit = pattern.search(text)
-            if hit is not None:
-                return finding("lfi", f"lfi.{rid}", field, text, hit)
-        return None
+        return first_hit("lfi", _RULES, text, field)
 
 
 LFI = TraversalDetector()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from proxy.detect.base import Finding, Needles, PlainGate, entity_decoded, finding, has_needles
+from proxy.detect.base import Finding, Needles, PlainGate, entity_decoded, first_hit
 from proxy.detect.fields import Field
 from proxy.detect.searchers import Hit, Literals, Searcher
 
@@ -117,20 +117,13 @@ class XssDetector:
     def match(self, value: str, field: Field) -> Finding | None:
         if "<" not in value and "=" not in value and ":" not in value and "(" not in value and "`" not in value:
             return None
-        for rid, needles, pattern in _RAW:
-            if has_needles(value, needles):
-                m = pattern.search(value)
-                if m is not None:
-                    return finding("xss", f"xss.{rid}", field, value, m)
+        hit = first_hit("xss", _RAW, value, field)
+        if hit is not None:
+            return hit
         decoded = entity_decoded(value)
         if decoded is not value:
             decoded = decoded.lower()
-        for rid, needles, pattern in _DECODED:
-            if has_needles(decoded, needles):
-                m = pattern.search(decoded)
-                if m is not None:
-                    return finding("xss", f"xss.{rid}", field, decoded, m)
-        return None
+        return first_hit("xss", _DECODED, decoded, field)
 
 
 XSS = XssDetector()
