@@ -27,7 +27,7 @@ import orjson
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from proxy.config_logging import Logging
-from proxy.logship import QueuedSink, SinkStats, build_sinks
+from proxy.logship import QueuedSink, SinkStats, build_sinks, stdout_sink
 from proxy.logship.events import security_events
 from proxy.logship.transports import StreamTransport
 from proxy.redact import Redactor
@@ -91,7 +91,7 @@ class LogOutput:
         flush_timeout: float = 5.0,
     ) -> None:
         if sinks is None:
-            sinks = [QueuedSink(StreamTransport(stream), backoff_max=1.0)]
+            sinks = [stdout_sink(stream)]
         self.sinks = sinks
         self.redactor = redactor or Redactor()
         # the metrics, fed each drain's records at once, on the writer thread

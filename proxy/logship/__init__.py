@@ -8,6 +8,7 @@ batching, backoff, spool, resend window, drop counting) is shared (`delivery.py`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 from proxy.config_logging import FileSink, HttpSink, Logging, StdoutSink, SyslogSink, TcpSink
 from proxy.logship.delivery import QueuedSink, SinkStats, Transport
@@ -17,8 +18,9 @@ from proxy.logship.transports import FileTransport, HttpTransport, StreamTranspo
 __all__ = ["QueuedSink", "SinkStats", "build_sinks", "stdout_sink"]
 
 
-def stdout_sink() -> QueuedSink:
-    return QueuedSink(StreamTransport(), backoff_max=1.0)
+def stdout_sink(stream: IO[bytes] | None = None) -> QueuedSink:
+    """stdout (or `stream`, in tests): the default sink."""
+    return QueuedSink(StreamTransport(stream), backoff_max=1.0)
 
 
 def build_sinks(cfg: Logging, worker: str | None = None) -> list[QueuedSink]:
