@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
 from proxy.security_headers import API, HTML, OWASP_ADD, OWASP_REMOVE
 from tests.conftest import make_config
 from tests.headers.conftest import API_HEADERS, HSTS, Answer, Gate, HeaderUpstream, token
-from tests.test_tls import _self_signed
+from tests.pki import Pki
 
 Fetch = Callable[..., Awaitable[Answer]]
 
@@ -83,12 +82,11 @@ async def test_hsts_follows_the_original_scheme(
 
 
 async def test_hsts_on_a_tls_listener(
-    hup: HeaderUpstream, start_bastion: Callable[..., Awaitable[object]], client: Fetch, tmp_path: Path
+    hup: HeaderUpstream, start_bastion: Callable[..., Awaitable[object]], client: Fetch, pki: Pki
 ) -> None:
-    cert, key = _self_signed(tmp_path, "bastion")
-    cfg = make_config(hup.url, listen={"tls": {"cert_file": str(cert), "key_file": str(key)}})
+    cfg = make_config(hup.url, listen={"tls": {"cert_file": str(pki.cert), "key_file": str(pki.key)}})
     proxy = await start_bastion(cfg)
-    tls = ssl.create_default_context(cafile=str(cert))
+    tls = ssl.create_default_context(cafile=str(pki.ca))
     for path in ("/x", "/x?h=Strict-Transport-Security:max-age=0"):  # HSTS is Bastion's: the upstream's is replaced
         got = await client(proxy.url + path, ssl=tls)
         assert got.status == 200
