@@ -138,13 +138,13 @@ class Processes:
     def __init__(self) -> None:
         self.started: list[tuple[str, subprocess.Popen[bytes], list[psutil.Process]]] = []
 
-    def start(self, name: str, argv: list[str], logdir: Path) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], logdir: Path, cwd: Path = REPO) -> subprocess.Popen[bytes]:
         out = open(logdir / f"{name}.out", "wb")  # closed below, once the child holds it
         err = open(logdir / f"{name}.err", "wb")
         try:
             proc = subprocess.Popen(
                 argv,
-                cwd=REPO,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
