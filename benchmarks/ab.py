@@ -38,9 +38,10 @@ rules: ["bench-rules/*.yaml"]
 
 def checkout(rev: str, into: Path) -> str:
     """Export `rev` (or the working tree for '.') into `into`; return a short label."""
-    if rev == ".":
-        shutil.copytree(run.REPO / "proxy", into / "proxy", ignore=shutil.ignore_patterns("__pycache__"))
-        return "worktree"
+    if rev == "." or (Path(rev) / "proxy").is_dir():
+        src = run.REPO if rev == "." else Path(rev)
+        shutil.copytree(src / "proxy", into / "proxy", ignore=shutil.ignore_patterns("__pycache__"))
+        return "worktree" if rev == "." else Path(rev).name
     sha = subprocess.run(
         ["git", "-C", str(run.REPO), "rev-parse", "--short", rev], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -51,7 +52,7 @@ def checkout(rev: str, into: Path) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("revs", nargs="+", help="git revisions, or '.' for the working tree")
+    ap.add_argument("revs", nargs="+", help="git revisions, '.' for the working tree, or a directory holding a proxy/ package")
     ap.add_argument("--scenarios", default="small")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5)

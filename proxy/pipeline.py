@@ -5,12 +5,18 @@ on or raises `Denial` to stop it (Starlette's short-circuit, Oathkeeper's stage 
 that must see the answer (security headers, RateLimit fields, counting upstream 401s) also define
 `on_response(ctx, response)`. The order is fixed by the composition root (`app.py`); the pipeline
 itself knows nothing about what the checks do.
+
+A check after the rule match may also define `applies(rule) -> bool`: whether it can do anything for
+requests under that rule (a rule without a body schema needs no validation). The pipeline asks once
+per rule and caches the answer as a per-rule plan (Envoy's per-route filter config, Kong's plugin
+iterator per route), so a request pays only for the checks its rule needs: each skipped no-op costs
+a coroutine otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from multidict import CIMultiDict
 
@@ -28,8 +34,12 @@ class ResponseHook(Protocol):
     def on_response(self, ctx: RequestContext, status: int, headers: CIMultiDict[str]) -> None: ...
 
 
+# per-rule plans kept at most (rules of all loaded rule sets): past it the cache starts over
+_MAX_PLANS = 4096
+
+
 class Pipeline:
-    __slots__ = ("checks", "request_checks", "response_hooks", "strips")
+    __slots__ = ("checks", "request_checks", "response_hooks", "strips", "head", "tail", "_plans")
 
     def __init__(self, checks: Iterable[Check]) -> None:
         self.checks = tuple(checks)
@@ -42,9 +52,28 @@ class Pipeline:
         self.response_hooks = tuple(c for c in self.checks if isinstance(c, ResponseHook))
         # request headers that checks own (identity headers): removed from every client request
         self.strips = frozenset(h for c in self.checks for h in getattr(c, "strips", ()))
+        # `head` runs for every request, up to and including the check that sets `ctx.rule`; `tail`
+        # is filtered per rule. Without a rule-deciding check every request's plan is that of None.
+        split = max((i + 1 for i, c in enumerate(self.request_checks) if getattr(c, "decides_rule", False)), default=0)
+        self.head = self.request_checks[:split]
+        self.tail = self.request_checks[split:]
+        # keyed by the rule object itself (a strong reference, so an id is never reused under it)
+        self._plans: dict[Any, tuple[Check, ...]] = {}
+
+    def plan(self, rule: Any) -> tuple[Check, ...]:
+        """The tail checks that apply under `rule` (None: no rule set, or no rule decided)."""
+        plan = self._plans.get(rule)
+        if plan is None:
+            plan = tuple(c for c in self.tail if (applies := getattr(c, "applies", None)) is None or applies(rule))
+            if len(self._plans) >= _MAX_PLANS:  # rule sets replaced by reloads leave their rules here
+                self._plans.clear()
+            self._plans[rule] = plan
+        return plan
 
     async def run(self, ctx: RequestContext) -> None:
-        for check in self.request_checks:
+        for check in self.head:
+            await check(ctx)
+        for check in self.plan(ctx.rule):
             await check(ctx)
 
     def on_response(self, ctx: RequestContext, status: int, headers: CIMultiDict[str]) -> None:

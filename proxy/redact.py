@@ -99,6 +99,10 @@ def _shape(m: re.Match[str]) -> str:
     return _tag(text)
 
 
+_CACHED_TEXT = 256  # longer strings are rarely repeated
+_TEXT_CACHE_MAX = 4096
+
+
 class Redactor:
     def __init__(self, headers: Iterable[str] = (), keys: Iterable[str] = (), max_field: int = 2048) -> None:
         self.headers = HEADERS | {h.lower() for h in headers}
@@ -106,6 +110,9 @@ class Redactor:
         self._names = re.compile("|".join([_SECRET_NAME.pattern, *extra]), re.IGNORECASE) if extra else _SECRET_NAME
         self.max_field = max_field
         self._name_cache: dict[str, bool] = {}
+        # user agents and paths repeat across requests, and a real user agent always holds spaces,
+        # which send it through the shape search: its answer is kept (bounded; starts over when full)
+        self._text_cache: dict[str, str] = {}
 
     def secret_name(self, name: str) -> bool:
         hit = self._name_cache.get(name)
@@ -122,6 +129,17 @@ class Redactor:
     def text(self, value: str) -> str:
         """A user-controlled string: credential parameters of a URL in it, token shapes, length,
         and characters that viewers act on."""
+        if len(value) > _CACHED_TEXT:
+            return self._text(value)
+        cache = self._text_cache
+        out = cache.get(value)
+        if out is None:
+            if len(cache) >= _TEXT_CACHE_MAX:
+                cache.clear()
+            out = cache[value] = self._text(value)
+        return out
+
+    def _text(self, value: str) -> str:
         if len(value) > self.max_field:
             value = value[: self.max_field] + "…"
         q = value.find("?")

@@ -105,9 +105,8 @@ class Plan:
             headers.popall(low, None)
         for name, _, value in self.set:
             headers[name] = value
-        for name, low, value in self.if_absent:
-            if low not in headers:
-                headers[name] = value
+        # absent, so adding equals setting: one extend instead of a search-and-replace per field
+        headers.extend([(name, value) for name, low, value in self.if_absent if low not in headers])
         for name, _, value in self.append:
             headers.add(name, value)
 

@@ -170,6 +170,30 @@ async def test_host_header(
     assert seen.header("X-Forwarded-Host") == "public.example:8443"
 
 
+@pytest.mark.parametrize("mode", ["preserve", "rewrite"])
+async def test_the_upstream_gets_exactly_the_clients_fields(
+    upstream: EchoUpstream, start_bastion: StartBastion, mode: str
+) -> None:
+    """Nothing added that the client did not send (aiohttp's client would add Accept, Accept-Encoding
+    and User-Agent), repeated fields kept in order, Host first in both host modes."""
+    proxy = await start_bastion(make_config(upstream.url, upstream={"url": upstream.url, "host_header": mode}))
+    req = (
+        b"GET /f HTTP/1.1\r\nHost: public.example\r\nX-B: 1\r\nX-A: one\r\nX-B: 2\r\n"
+        b"Cookie: a=1\r\nCookie: b=2\r\nConnection: close\r\n\r\n"
+    )
+    assert parse_head(await raw_request(proxy.port, req))[0] == 200
+    [seen] = upstream.seen
+    names = [k.lower() for k, _ in seen.headers]
+    assert names[0] == "host"
+    for added in ("accept", "accept-encoding", "user-agent", "content-type", "content-length"):
+        assert added not in names, added
+    assert seen.all("X-B") == ["1", "2"] and seen.all("Cookie") == ["a=1", "b=2"]
+    own = [n for n in names if n in ("x-b", "x-a", "cookie")]
+    assert own == ["x-b", "x-a", "x-b", "cookie", "cookie"]
+    bastion = {"x-forwarded-for", "forwarded", "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "x-request-id"}
+    assert set(names) - {"host", "x-b", "x-a", "cookie", "traceparent", "connection"} == bastion
+
+
 async def test_unix_socket_upstream(tmp_path, start_bastion: StartBastion) -> None:  # type: ignore[no-untyped-def]
     sock = str(tmp_path / "up.sock")
 

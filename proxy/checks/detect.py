@@ -29,6 +29,9 @@ class Detect:
         self.body_cap = body_cap
         self.limits = FieldLimits()
 
+    def applies(self, rule: object) -> bool:
+        return (getattr(rule, "detect", None) or self.default) is not None
+
     async def __call__(self, ctx: RequestContext) -> None:
         spec = getattr(ctx.rule, "detect", None) or self.default
         if spec is None:

@@ -84,6 +84,10 @@ class LoginGuard:
         self.failures = frozenset(cfg.failure_status)
         self._settling: set[asyncio.Task[None]] = set()
 
+    @staticmethod
+    def applies(rule: object) -> bool:
+        return getattr(rule, "login", None) is not None
+
     async def __call__(self, ctx: RequestContext) -> None:
         spec = getattr(ctx.rule, "login", None)
         if spec is None:

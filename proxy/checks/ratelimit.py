@@ -73,6 +73,10 @@ class _Stage:
         self.values = values
         self.always = always
 
+    def applies(self, rule: object) -> bool:
+        own: tuple[Policy, ...] = getattr(rule, "rate_limits", None) or ()
+        return bool(self.defaults) or any(p.identity == self.identity for p in own)
+
     def policies(self, ctx: RequestContext) -> tuple[Policy, ...]:
         own: tuple[Policy, ...] = getattr(ctx.rule, "rate_limits", ())
         if not own:

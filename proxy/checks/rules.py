@@ -29,6 +29,7 @@ class RuleMatch:
     """
 
     name = "rule_match"
+    decides_rule = True  # the pipeline plans the checks after this one per rule (pipeline.py)
 
     def __init__(self, holder: PolicyHolder, *, shadow: bool = False) -> None:
         self.holder = holder

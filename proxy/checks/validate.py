@@ -34,6 +34,10 @@ class BodyLimit:
 class Validate:
     name = "validate"
 
+    @staticmethod
+    def applies(rule: object) -> bool:
+        return getattr(rule, "validation", None) is not None
+
     async def __call__(self, ctx: RequestContext) -> None:
         v = getattr(ctx.rule, "validation", None)
         if v is None:

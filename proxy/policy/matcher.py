@@ -151,12 +151,24 @@ def _extras_ok(rule: Rule, req: RequestLike, facts: _Facts) -> bool:
     return True
 
 
+# (method, path) answers kept per Matcher; past it the cache starts over (a scan of random paths
+# costs one dict clear per 8192 requests, and memory stays bounded)
+_CACHE_MAX = 8192
+
+
 class Matcher:
-    """The compiled index of a rule list. `match()` is the per-request entry point."""
+    """The compiled index of a rule list. `match()` is the per-request entry point.
+
+    When no rule looks at the host, headers or client address, the answer depends on the method and
+    the path alone, so it is cached per (method, path): most traffic repeats a few routes, and a
+    cache hit costs one dict lookup instead of a trie walk and a sort (~1.5 µs). `Match` is frozen,
+    and a reload builds a new Matcher, so a cached answer can never outlive its rule set."""
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._root = _Node()
         self._regex: list[Entry] = []
+        rules = tuple(rules)
+        self._cache: dict[tuple[str, str], Match] | None = None if any(r.has_extras for r in rules) else {}
         for rule in rules:
             for pattern in rule.patterns:
                 entry = Entry(rule, pattern, entry_key(rule, pattern))
@@ -179,6 +191,18 @@ class Matcher:
         node.end.append(entry)
 
     def match(self, req: RequestLike, *, explain: bool = False) -> Match:
+        cache = self._cache
+        if cache is None or explain:
+            return self._match(req, explain)
+        key = (req.method, req.path)
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            found = cache[key] = self._match(req, False)
+        return found
+
+    def _match(self, req: RequestLike, explain: bool) -> Match:
         path = req.path
         found: list[Entry] = []
         if path.startswith("/"):

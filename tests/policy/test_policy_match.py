@@ -237,3 +237,39 @@ def test_rule_exposes_what_authentication_needs(policy: PolicySet) -> None:
     assert rule.allows_anonymous and rule.mode == "enforce"
     assert rule.file.endswith("rules.yaml") and rule.line == 13
     assert not policy.by_id["tasks-item"].allows_anonymous
+
+
+CACHE_RULES = """
+rules:
+  - id: item
+    match: {path: "/items/{id}", methods: [GET]}
+    allow: anonymous
+  - id: items-any
+    match: {path: "/items/**"}
+    allow: authenticated
+"""
+
+
+def test_a_rule_set_without_host_header_or_address_conditions_caches_by_method_and_path(
+    compile_yaml: CompileYaml,
+) -> None:
+    policy = compile_yaml(CACHE_RULES)
+    probes = [Probe("GET", "/items/1"), Probe("POST", "/items/1"), Probe("GET", "/items/1/x"), Probe("GET", "/no")]
+    first = [policy.match(p) for p in probes]
+    again = [policy.match(p) for p in probes]
+    assert [m.rule.id if m.rule else None for m in first] == ["item", "items-any", "items-any", None]
+    assert all(a is b for a, b in zip(first, again, strict=True))  # the cached Match object itself
+    assert policy.match(Probe("GET", "/items/1"), explain=True).losers  # explain is never served from the cache
+
+
+def test_a_rule_set_with_a_host_condition_is_not_cached(compile_yaml: CompileYaml) -> None:
+    policy = compile_yaml(
+        CACHE_RULES
+        + """
+  - id: hosted
+    match: {path: "/items/{id}", methods: [GET], host: api.example.com}
+    allow: anonymous
+"""
+    )
+    assert policy.match(Probe("GET", "/items/1", host="api.example.com")).rule.id == "hosted"  # type: ignore[union-attr]
+    assert policy.match(Probe("GET", "/items/1", host="other.example.com")).rule.id == "item"  # type: ignore[union-attr]
