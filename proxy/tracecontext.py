@@ -24,7 +24,7 @@ Choices:
   then), when any member breaks the Level 1 grammar, past 32 members, or when a key repeats (the
   W3C test suite drops it; the spec allows it). Bastion adds no entry of its own: it has no
   vendor state to carry.
-- Ids come from `os.urandom` (one 24-byte draw for a trace id and span id, ~0.4 µs). A seeded
+- Ids come from `os.urandom` (24 bytes for a trace id and span id, sliced from a 4 KiB draw). A seeded
   Mersenne Twister was 0.25 µs cheaper, but its state can be rebuilt from ~150 of its outputs, so
   an upstream that echoes trace ids would let one client predict the ids of others' requests.
 - With `accept_incoming: false` the other tracing formats a client could send are removed too
@@ -88,8 +88,33 @@ _MEMBER = re.compile(
 _COMPACT = re.compile(rf"{_MEMBER.pattern}(?:,{_MEMBER.pattern}){{0,{MAX_MEMBERS - 1}}}")
 
 # SECURITY: ids come from the OS generator: a Mersenne Twister's state can be rebuilt from ~150 of its
-# trace ids, and an upstream that echoes ids would let one client predict another's (0.3 µs more)
-_randbytes = os.urandom
+# trace ids, and an upstream that echoes ids would let one client predict another's. Drawn 4 KiB at a
+# time and sliced (0.29 µs an id pair against 0.52 for a getrandom call each): the same bytes, fewer
+# system calls. Used on the event loop's thread only; a forked child starts with a fresh pool.
+_POOL_SIZE = 4080  # 170 id pairs
+
+
+class _Pool:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        pos = self.pos
+        if pos + n > len(self.buf):
+            self.buf, pos = os.urandom(_POOL_SIZE), 0
+        self.pos = pos + n
+        return self.buf[pos : pos + n]
+
+    def reset(self) -> None:
+        self.buf, self.pos = b"", 0
+
+
+_pool = _Pool()
+os.register_at_fork(after_in_child=_pool.reset)
+_randbytes = _pool.take
 
 
 class TraceParent(NamedTuple):

@@ -372,3 +372,23 @@ async def test_disabled_passes_client_headers_through(upstream: EchoUpstream, st
 def test_unknown_tracing_key_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="extra"):
         make_config("http://127.0.0.1:1", tracing={"sample": True})
+
+
+def test_ids_are_fresh_across_pool_refills_and_after_fork() -> None:
+    import os
+
+    from proxy import tracecontext
+
+    ids = [tracecontext.new_ids() for _ in range(2000)]  # ~12 refills of the 4 KiB pool
+    assert len({t for t, _ in ids}) == len(ids) and len({s for _, s in ids}) == len(ids)
+    assert all(len(t) == 32 and len(s) == 16 for t, s in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child must not replay the parent's pool
+        os.write(write, tracecontext.new_ids()[0].encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child != tracecontext.new_ids()[0]
