@@ -3,6 +3,7 @@
     /tmp/probe/bin/python benchmarks/detect_bench.py                  # print the table
     /tmp/probe/bin/python benchmarks/detect_bench.py --write FILE     # and append it to FILE
     /tmp/probe/bin/python benchmarks/detect_bench.py --show-fp 20     # tuning set only: what fired on benign
+    /tmp/probe/bin/python benchmarks/detect_bench.py --cost-only      # the cost table alone (no detection runs)
 
 Attacks: every corpus line is sent as `?q=<line>` (the line is URL form, see corpus/README.md), and
 also, decoded once, as the JSON body `{"q": <value>}`. A payload is *detected* when any detector fires
@@ -125,6 +126,16 @@ def cost(engine: Engine, requests: list[dict[str, Any]]) -> list[tuple[str, int,
     return out
 
 
+def cost_table(engine: Engine) -> str:
+    """The cost rows as markdown. The bodies come from both benign sets (only timed: no finding is looked at)."""
+    lines = ["| ~2 KB JSON body | bodies | median size | fields + scan (CPU µs) | with `orjson.loads` |",
+             "|---|---:|---:|---:|---:|"]
+    for name, count, size, scan_us, parse_us in cost(engine, load_benign("tuning") + load_benign("heldout")):
+        lines.append(f"| {name} | {count} | {size} B | {scan_us:.1f} | {parse_us:.1f} |")
+    lines += ["", f"Python {sys.version.split()[0]}, best of 7 rounds of CPU time (`time.process_time`)."]
+    return "\n".join(lines)
+
+
 class ModSec:
     """The same requests through nginx + ModSecurity + CRS on loopback; a 403 is a block (see README)."""
 
@@ -208,9 +219,14 @@ def main() -> None:
     parser.add_argument("--tuning-only", action="store_true", help="skip both held-out sets (while tuning)")
     parser.add_argument("--modsec", help="also send the corpus to nginx+ModSecurity+CRS at this loopback URL")
     parser.add_argument("--libinjection", action="store_true", help="also measure the optional libinjection adapter")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only the cost table: no attack or false-positive runs (quick before/after timing)")
     args = parser.parse_args()
     rule = Engine(CLASSES, url_fields=["body.website", "body.links[*]"],
                   exclusions=[Exclusion("body.snippet", frozenset({"sqli"}))])
+    if args.cost_only:
+        print(cost_table(rule))
+        return
     bare = Engine(CLASSES, url_fields=["body.website", "body.links[*]"])
     modsec = ModSec(args.modsec) if args.modsec else None
     lines = [f"### proxy.detect on benchmarks/corpus ({datetime.date.today().isoformat()})", "",
@@ -244,11 +260,7 @@ def main() -> None:
             blocked = sum(modsec.benign(r) for r in reqs)
             row += f" {blocked} ({blocked / n:.2%}) |"
         lines.append(row)
-    lines += ["", "| ~2 KB JSON body | bodies | median size | fields + scan (CPU µs) | with `orjson.loads` |",
-              "|---|---:|---:|---:|---:|"]
-    for name, count, size, scan_us, parse_us in cost(rule, load_benign("tuning") + load_benign("heldout")):
-        lines.append(f"| {name} | {count} | {size} B | {scan_us:.1f} | {parse_us:.1f} |")
-    lines += ["", f"Python {sys.version.split()[0]}, best of 7 rounds of CPU time (`time.process_time`)."]
+    lines += ["", cost_table(rule)]
     if modsec:
         lines += ["", f"CRS answers other than 200/403 (not counted as blocks): {dict(modsec.other) or 'none'}."]
     if args.libinjection:

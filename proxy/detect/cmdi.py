@@ -25,12 +25,17 @@ from __future__ import annotations
 import re
 
 from proxy.detect.base import PlainGate, RuleSet
-from proxy.detect.searchers import Calls, Short, Where
+from proxy.detect.prefilter import starting
+from proxy.detect.searchers import Anchored, Calls, Short
 
-_SEP = r"(?:[;|&]|\$\(|(?:(?<=[\w=(;|&'\"])|^)`)"
-_SEP_AT = re.compile(r"[;|&$`]")
-_NL = r"(?:[\n\r]|\\n|\\r|%0a|\\033\[\d*[a-z]?)"
-_NL_AT = re.compile(r"[\n\r\\%]")
+# Each alternative starts with a literal, so `re` skips in C to where a separator can be (an alternative that
+# starts with a class or an assertion makes it try every position). A back-quote counts after a word
+# character, `=`, `(`, a separator or a quote, or at the start: the look-behind covers that character and
+# the back-quote itself, and finds no such pair at the start.
+_SEP_HEADS = (";", r"\|", "&", r"\$\(", r"`(?<![^\w=(;|&'\"]`)")
+_SEP = "(?:" + "|".join(_SEP_HEADS) + ")"
+_NL_HEADS = (r"\n", r"\r", r"\\n", r"\\r", "%0a", r"\\033\[\d*[a-z]?")
+_NL = "(?:" + "|".join(_NL_HEADS) + ")"
 # the program may be named by path, also without the leading slash (`|usr/bin/id`, `;bin/ls`): the
 # application's working directory is often `/`
 _PATH = r"(?:/?usr/|/)?(?:s?bin/)?"
@@ -58,45 +63,56 @@ _SEPS = (";", "|", "&", "$(", "`")
 _NLS = ("\n", "\r", "\\n", "\\r", "%0a")
 _PHP_CALLS = ("system", "exec", "shell_exec", "passthru", "popen", "proc_open", "pcntl_exec", "eval", "assert")
 _PHP = ("<?", "{${", "${@", "$_", "phpinfo", *_PHP_CALLS)
+_PHP_BREAKOUT = r"\s*[;.]\s*(?:exit|die|md5|phpinfo|system|eval|print_r|var_dump|passthru|shell_exec|assert|sleep)\s*\("
+_AFTER_STRONG = rf"\s*(?:\{{\s*)?{_PATH}{_STRONG}(?=$|[\s;|&`)'\"<>#\\$]|\n)"
+_AFTER_WEAK = rf"\s*{_PATH}(?:{_WEAK})"
+_AFTER_NL = rf"\s*(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s;|&`)'\"<>#\\$])|{_WEAK})"
+
+
+def _heads(heads: tuple[str, ...], tail: str) -> str:
+    """`(?:a|b)tail` as `a tail|b tail`: the form a screen needs (prefilter.py); `heads` are regex source."""
+    return "|".join(head + tail for head in heads)
+
+
 
 CMDI = RuleSet(
     "cmdi",
-    ((";", "|", "&", "$", "`", "\n", "\r", "\\", "%", "<", "(", "-", "/", "whoami", "config", "netstat", "sysinfo",
-      "uname", "tasklist", "net ", "reg ", "netsh", "dir ", "sleep "),),
+    # (the class pre-filter: one of these; the commonest in benign text first, so most fields pass at once)
+    (("/", "-", "(", ";", "\n", "&", "`", "<", "%", "|", "$", "\\", "\r", "config", "sleep ", "net ", "dir ", "whoami",
+      "netstat", "sysinfo", "uname", "tasklist", "reg ", "netsh"),),
     [
-        ("separator-strong", (_SEPS,), Where(_SEP_AT, re.compile(
-            rf"{_SEP}\s*(?:\{{\s*)?{_PATH}{_STRONG}(?=$|[\s;|&`)'\"<>#\\$]|\n)"))),
-        ("separator-weak", (_SEPS,), Where(_SEP_AT, re.compile(rf"{_SEP}\s*{_PATH}(?:{_WEAK})"))),
+        ("separator-strong", (_SEPS,), re.compile(_SEP + _AFTER_STRONG), _heads(_SEP_HEADS, _AFTER_STRONG)),
+        ("separator-weak", (_SEPS,), re.compile(_SEP + _AFTER_WEAK), _heads(_SEP_HEADS, _AFTER_WEAK)),
         # a line break separates commands too, but free text with a code block has line breaks before
         # `curl ...`: only short values (<= 3 lines, <= 256 characters) count it, see the module docstring
-        ("newline", (), Short(Where(_NL_AT, re.compile(
-            rf"{_NL}\s*(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s;|&`)'\"<>#\\$])|{_WEAK})")))),
+        # (no screen: prose has line breaks everywhere, and `Short` already drops long values)
+        ("newline", (("\n", "\r", "\\", "%"),), Short(re.compile(_NL + _AFTER_NL)), None),
         ("shellshock", (("()",),), re.compile(r"\(\)\s*\{\s*:?\s*;?\s*\}\s*;")),
         ("ifs", (("$",), ("ifs", "${")), re.compile(r"\$\{?ifs\b|\$\{[a-z_]+:\d+:\d+\}")),
         ("reverse-shell", (("/dev/tcp", "/dev/udp"),), re.compile(r"/dev/(?:tcp|udp)/")),
         ("reverse-shell", (("-",), ("nc ", "ncat", "netcat")),
-         re.compile(r"\b(?:nc|ncat|netcat)\s[^;|&\n]{0,60}?-[a-z]*e\s")),
-        ("reverse-shell", (("/bin/",), ("-e",)), re.compile(r"\s-e\s+/bin/\w*sh\b")),
-        ("reverse-shell", (("mkfifo",),), re.compile(r"\bmkfifo\b[^;|&\n]{0,40}/tmp/")),
+         re.compile(r"\b(?:nc|ncat|netcat)\s[^;|&\n]{0,60}?-[a-z]*e\s"), None),
+        ("reverse-shell", (("/bin/",), ("-e",)), re.compile(r"\s-e\s+/bin/\w*sh\b"), r"-e\s+/bin/\w*sh\b"),
+        ("reverse-shell", (("mkfifo",),), re.compile(r"\bmkfifo\b[^;|&\n]{0,40}/tmp/"), None),
         ("interpreter", ((" -",), ("perl", "ruby", "php", "lua", "python", "sh ", "powershell")),
          re.compile(r"\b(?:perl|ruby|php|lua)\s+-[er]\s+['\"]|\bpython[23]?\s+-c\s+['\"]"
-                    r"|\b(?:ba|z|k)?sh\s+-c\s+['\"]|\bpowershell(?:\.exe)?\s+-(?:c|e|enc|command|nop)\b")),
+                    r"|\b(?:ba|z|k)?sh\s+-c\s+['\"]|\bpowershell(?:\.exe)?\s+-(?:c|e|enc|command|nop)\b"), None),
         ("php", (("<?", "{${", "${@", "$_"),),
          re.compile(r"<\?(?:php\b|=)|\{\$\{|\$\{@|\$_(?:get|post|request|cookie|server|files)\s*\[")),
-        ("php", (("(",), ("phpinfo", "phpversion")), Calls(("phpinfo", "phpversion"))),
+        ("php", (("(",), ("phpinfo", "phpversion")), Calls(("phpinfo", "phpversion")), None),
         # PHP code injection: break out of a string, then call (`";exit(md5('x'));//`, `'.system('id').'`)
-        ("php", (("(",), ("'", '"')), re.compile(
-            r"['\"]\s*[;.]\s*(?:exit|die|md5|phpinfo|system|eval|print_r|var_dump|passthru|shell_exec|assert|sleep)\s*\(")),
-        ("php", ((",",), ("base64,",)), re.compile(r"base64,\s*pd9w")),
+        ("php", (("(",), ("'", '"')), re.compile(rf"['\"]{_PHP_BREAKOUT}"), starting(("'", '"'), _PHP_BREAKOUT)),
+        ("php", ((",",), ("base64,",)), re.compile(r"base64,\s*pd9w"), None),
         ("php", (("(",), ("'", '"'), _PHP_CALLS), Calls(
-            _PHP_CALLS, re.compile(rf"\s*['\"]\s*{_PATH}(?:{_STRONG}\b|{_WEAK})"))),
+            _PHP_CALLS, re.compile(rf"\s*['\"]\s*{_PATH}(?:{_STRONG}\b|{_WEAK})")), None),
         # the whole value is one unmistakable invocation: `ipconfig /all`, `netstat -an`, `whoami`, a listing
         # of an absolute path with options (`ls -l /etc/`; `ls -la ~/projects` in a ticket is not absolute),
         # a bare time probe (`sleep 5`; "sleep 8 hours" has words after the number)
-        ("bare", (), Short(re.compile(r"^\s*(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
-                            r"(?:\s+[-/]\w+)*\s*$|^\s*(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
-                            r"|^\s*dir\s+[a-z]:\\|^\s*ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*\s*$|^\s*sleep\s+\d+\s*$"),
-                           max_len=160)),
+        # every alternative starts with `^`: matched at the start only (`search` would fail at each position)
+        ("bare", (), Short(Anchored(re.compile(
+            r"^\s*(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
+            r"(?:\s+[-/]\w+)*\s*$|^\s*(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
+            r"|^\s*dir\s+[a-z]:\\|^\s*ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*\s*$|^\s*sleep\s+\d+\s*$")), max_len=160)),
     ],
     plain=PlainGate(("nc ", "ncat", "netcat", "/dev/", "-e /bin/", "mkfifo", "powershell", "python", "perl", "ruby"),
                     ("whoami", "ipconfig", "ifconfig", "netstat", "systeminfo", "sysinfo", "uname", "tasklist", "net ",

@@ -20,11 +20,15 @@ _BODY_NAMES = ("set-cookie", "location", "content-", "refresh", "transfer-encodi
                "access-control-", "http/")
 _ENCODED = re.compile(r"%(?:25)*0a|%(?:25)*0d|%u000a|%u000d|[\u560a\u010a]|[\u560d\u010d]", re.IGNORECASE)
 _HEADER = re.compile(r"[\r\n][\t ]*(?:[a-z0-9!#$%&'*+.^_`|~-]{1,64}[\t ]*:|http/\d)", re.IGNORECASE)
+# `[\r\n]` first, so `re` skips to line breaks in C; written `\r...|[\r\n]...` it was tried at every position
 _BODY = re.compile(
-    r"\r[\t ]*[a-z0-9-]{1,64}[\t ]*:|[\r\n][\t ]*(?:set-cookie|location|content-type|content-length|refresh"
-    r"|transfer-encoding|bcc|x-forwarded-[a-z]+|access-control-allow-[a-z]+)[\t ]*:|[\r\n]http/\d",
+    r"[\r\n](?:(?<=\r)[\t ]*[a-z0-9-]{1,64}[\t ]*:|[\t ]*(?:set-cookie|location|content-type|content-length"
+    r"|refresh|transfer-encoding|bcc|x-forwarded-[a-z]+|access-control-allow-[a-z]+)[\t ]*:|http/\d)",
     re.IGNORECASE,
 )
+# what `_ENCODED` can match without a `%` (IGNORECASE adds the other case of U+010A and U+010D; a test checks
+# this list against every code point): with none of them and no `%`, decoding changes nothing
+_ENCODED_CHARS = "\u010a\u010b\u010c\u010d\u560a\u560d"
 
 
 def _decode(value: str) -> str:
@@ -35,6 +39,18 @@ def _decode(value: str) -> str:
     return _ENCODED.sub(repl, value)
 
 
+def _may_decode(raw: str) -> bool:
+    """False when `_decode` would change nothing (its `%` forms all start `%2`, `%0` or `%u`): `_ENCODED`
+    has no first-character skip (IGNORECASE, classes), so `sub` is tried at every position of the value."""
+    if "%" in raw and ("%0" in raw or "%2" in raw or "%u" in raw or "%U" in raw):
+        return True
+    if not raw.isascii():
+        for c in _ENCODED_CHARS:
+            if c in raw:
+                return True
+    return False
+
+
 class CrlfDetector:
     plain = None
     name = "crlf"
@@ -42,12 +58,15 @@ class CrlfDetector:
 
     def match(self, value: str, field: Field) -> Finding | None:
         raw = field.value
-        if not any(n in raw for n in _NEEDLES):
+        for needle in _NEEDLES:
+            if needle in raw:
+                break
+        else:
             return None
         if field.source == "body" and "\r" not in raw and "%" not in raw:
             if not has_needles(value, ((":",), _BODY_NAMES)):
                 return None
-        text = _decode(raw) if "%" in raw or not raw.isascii() else raw
+        text = _decode(raw) if _may_decode(raw) else raw
         m = (_BODY if field.source == "body" else _HEADER).search(text)
         return finding("crlf", "crlf.header", field, text, m) if m is not None else None
 

@@ -108,9 +108,14 @@ def pair_fields(source: Source, pairs: Iterable[tuple[str, str]], limits: FieldL
 
 
 def json_fields(doc: Any, limits: FieldLimits = FieldLimits(), prefix: str = "body") -> list[Field]:
-    """Every string value and every object key of a parsed JSON document, depth-first, iteratively."""
+    """Every string value and every object key of a parsed JSON document, depth-first, iteratively.
+
+    This loop runs once per JSON node of every inspected body (~130 a 2 KB body), so it is written for
+    CPython: `type(x) is str` before the `isinstance` fallback (subclasses still count), and fields built
+    with `tuple.__new__`, which skips the Python-level `__new__` a NamedTuple call goes through."""
     out: list[Field] = []
     append = out.append
+    new = tuple.__new__
     stack: list[tuple[str, Any, int]] = [(prefix, doc, 0)]
     visited = 0
     while stack:
@@ -126,18 +131,24 @@ def json_fields(doc: Any, limits: FieldLimits = FieldLimits(), prefix: str = "bo
             for key, value in node.items():
                 child = f"{name}.{key}"
                 if not (key.isidentifier() and key.isascii()):  # `user_id` cannot carry an injection
-                    append(Field("body", child, key, True))
-                if isinstance(value, str):
-                    append(Field("body", child, value))
+                    append(new(Field, ("body", child, key, True)))
+                kind = type(value)
+                if kind is str:
+                    append(new(Field, ("body", child, value, False)))
+                elif kind is dict or kind is list:
+                    children.append((child, value, depth + 1))
+                elif isinstance(value, str):
+                    append(new(Field, ("body", child, value, False)))
                 elif isinstance(value, (dict, list)):
                     children.append((child, value, depth + 1))
             stack.extend(children[::-1])
         elif isinstance(node, list):
             children = []
             for i, value in enumerate(node):
-                if isinstance(value, str):
-                    append(Field("body", f"{name}[{i}]", value))
-                elif isinstance(value, (dict, list)):
+                kind = type(value)
+                if kind is str or (kind is not dict and kind is not list and isinstance(value, str)):
+                    append(new(Field, ("body", f"{name}[{i}]", value, False)))
+                elif kind is dict or kind is list or isinstance(value, (dict, list)):
                     children.append((f"{name}[{i}]", value, depth + 1))
             stack.extend(children[::-1])
         elif isinstance(node, str):

@@ -114,6 +114,7 @@ class Calls:
 
     def __init__(self, names: Iterable[str], then: re.Pattern[str] | None = None) -> None:
         self._names = frozenset(names)
+        self._ends = tuple(self._names)
         self._then = then
 
     def search(self, text: str) -> Hit | None:
@@ -122,6 +123,9 @@ class Calls:
             j = i
             while j and text[j - 1] in " \t":
                 j -= 1
+            if not text.endswith(self._ends, 0, j):  # one C call: no name ends here, so the word is none of them
+                i = text.find("(", i + 1)
+                continue
             k = j
             while k and (text[k - 1].isalnum() or text[k - 1] in "_."):
                 k -= 1

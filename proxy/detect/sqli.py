@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 from proxy.detect.base import PlainGate, RuleSet
+from proxy.detect.prefilter import starting
 from proxy.detect.searchers import Anchored, Calls, Literals, Tail
 
 _Q = r"['\"`]"
@@ -62,6 +63,11 @@ def _prepare(value: str) -> str:
 _BC_OPERATOR = re.compile(r"[=<>!]+")
 _BC_EQUALITY = frozenset({"=", "==", "<>", "!=", "<=>"})
 _BC_BEFORE = re.compile(rf"(?:^|[\s()'\"`]){_BOOL}\s*\(*\s*(?:-?\d+|{_STR})\s*\)*\s*$")
+# What `_around` needs before an equality operator (`=`, `==`, `<>`, `!=`, `<=>`: a run that starts with `=`, `<`
+# or `!`) or before `like`/`rlike`: a digit or a quote, then only blanks and `)`. Found in C, so only those
+# places get a Python step, not every `=` of a code sample; same places, same order, so the same answer.
+_BC_OP_AT = re.compile(r"['\"\d][ \t\n\r)]*(?=[=<!])")
+_BC_LIKE_AT = re.compile(r"['\"\d][ \t\n\r)]*(?=r?like)")
 _BC_AFTER = re.compile(r"\s*\(*\s*(?:-?\d+|['\"]|select\b)")
 
 
@@ -72,18 +78,18 @@ class _BoolCompare:
     with the boolean words would be tried at every blank of the text."""
 
     def search(self, text: str) -> re.Match[str] | None:
-        for op in _BC_OPERATOR.finditer(text):
-            if op.group(0) not in _BC_EQUALITY:  # `2 > 1 and 3 < 4` is arithmetic homework
+        for at in _BC_OP_AT.finditer(text):
+            op = _BC_OPERATOR.match(text, at.end())
+            if op is None or op.group(0) not in _BC_EQUALITY:  # `2 > 1 and 3 < 4` is arithmetic homework
                 continue
             hit = self._around(text, op.start(), op.end())
             if hit is not None:
                 return hit
-        i = text.find("like")
-        while i != -1:
-            hit = self._around(text, i - 1 if i and text[i - 1] == "r" else i, i + 4)
+        for at in _BC_LIKE_AT.finditer(text):
+            start = at.end()  # at `rlike` or `like`
+            hit = self._around(text, start, start + (5 if text[start] == "r" else 4))
             if hit is not None:
                 return hit
-            i = text.find("like", i + 4)
         return None
 
     @staticmethod
@@ -112,17 +118,19 @@ class _Union:
         return None
 
 
-_CATALOG = Literals({
+_CATALOG_WORDS = {
     "information_schema": None, "@@version": None, "@@datadir": None, "sysobjects": None, "mysql.user": None,
     "pg_shadow": None, "msysaccessobjects": None, "outfile": re.compile(r"into\s+outfile"),
     "dumpfile": re.compile(r"into\s+dumpfile"), "analyse": re.compile(r"procedure\s+analyse"),
     "waitfor": re.compile(r"waitfor\s+delay\s+'"), "utl_": re.compile(r"\butl_(?:http|inaddr|file|smtp)\b"),
     "xp_": re.compile(r"\bxp_(?:cmdshell|regread|dirtree|fileexist)\b"),
-})
+}
+_CATALOG = Literals(_CATALOG_WORDS)
 
 SQLI = RuleSet(
     "sqli",
-    (("'", "=", "(", '"', "`", ";", "#", "<", ">", "@", "-", "/", ",", "union"),),
+    # (the class pre-filter: one of these; the commonest in benign text first, so most fields pass at once)
+    (("/", "'", "-", "(", ",", ";", "=", ">", "`", "<", "#", '"', "@", "union"),),
     [
         # ' or 'x'='x   admin' and 1=1--   ') or ('x')=('x   ' or ascii(substr(...   1' and 'a'='a
         # after the literal: an operator, a comment, or a last quote (`' or '' '`: adjacent literals that the
@@ -130,35 +138,40 @@ SQLI = RuleSet(
         ("quote-bool", (_QUOTES, _BOOLS), re.compile(
             rf"{_Q}\s*\)*\s*{_BOOL}\s*(?:not\s+|!\s*)?\(*\s*(?:{_STR}\s*\)*\s*(?:{_CMP}|[-+*/%^&|]|{_END}|{_Q}\s*$)"
             rf"|{_NUM}\s*\)*\s*(?:{_CMP}|{_END}|$)|{_IDENT}\s*\)*\s*(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\("
-            rf"|{_SELECT})")),
+            rf"|{_SELECT})"), starting(_QUOTES, rf"\s*\)*\s*{_BOOL}")),
         # admin'--   admin' #   ' /*   1' -- -   (the comment swallows the rest of the query)
         ("comment-end", (_QUOTES, ("--", "#", "/*", ";")),
-         Tail(re.compile(rf"{_Q}\s*\)*\s*(?:--[\s\-+]*\w{{0,3}}|#\s*\d*|/\*.{{0,40}}|;\s*(?:--|#).{{0,20}})\s*$"))),
-        ("union", (("union",), ("select",)), _Union()),
+         Tail(re.compile(rf"{_Q}\s*\)*\s*(?:--[\s\-+]*\w{{0,3}}|#\s*\d*|/\*.{{0,40}}|;\s*(?:--|#).{{0,20}})\s*$")),
+         starting(_QUOTES, r"\s*\)*\s*(?:--|#|/\*|;)")),
+        ("union", (("union",), ("select",)), _Union(), None),
         ("stacked", ((";",),), re.compile(rf";\s*\)*\s*{_STATEMENT}")),
         # 1 or 1=1   1) and 8137=8137   where 8930=5865   or 'a'='a   (boolean with a literal comparison)
-        ("bool-compare", (("=", "like"), _BOOLS), _BoolCompare()),
-        ("numeric-bool", (_BOOLS,),
+        ("bool-compare", (("=", "like"), _BOOLS), _BoolCompare(), None),
+        # (no needles: the anchored pattern fails at the first character for almost every value, sooner than
+        # the eight `in` checks of the boolean words it contains anyway)
+        ("numeric-bool", (),
          Anchored(re.compile(rf"\s*-?\d+\s*\)*\s*{_BOOL}\s+!?\s*(?:{_NUM}|[a-z_]\w*\()\s*\)*\s*(?:{_CMP}|{_END}|$)"))),
-        ("bare-bool", (_BOOLS,), Anchored(re.compile(rf"\s*(?:or|and|xor|\|\||&&)\s+{_NUM}\s*(?:{_CMP}|{_END}|$)"))),
-        ("function", (("(",),), Calls(_STRONG_FUNCS)),
+        ("bare-bool", (), Anchored(re.compile(rf"\s*(?:or|and|xor|\|\||&&)\s+{_NUM}\s*(?:{_CMP}|{_END}|$)"))),
+        ("function", (("(",),), Calls(_STRONG_FUNCS), None),
         ("function", (("(",), ("exp", "floor", "convert")),
-         Calls(("exp", "floor", "convert"), re.compile(r"\s*(?:~|rand\s*\(|int\s*,)"))),
-        ("catalog", (), _CATALOG),
+         Calls(("exp", "floor", "convert"), re.compile(r"\s*(?:~|rand\s*\(|int\s*,)")), None),
+        # its words are its needles, behind a shorter group that each of them contains
+        ("catalog", (("_", "@@", "objects", "file", "mysql.user", "analyse", "waitfor"), tuple(_CATALOG_WORDS)),
+         _CATALOG, None),
         # `and sleep(5)`, and negated, which keeps the boolean true either way: `and !sleep(5)`, `or not sleep(5)`
-        ("sleep", (("sleep",),),
-         re.compile(rf"(?:{_BOOL}|,|^)\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)")),
+        ("sleep", (("(",), ("sleep",)),
+         re.compile(rf"(?:{_BOOL}|,|^)\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"), None),
         ("subselect", (("(",), ("select",)),
          re.compile(r"\(\s*select\s+(?:\(|case\b|top\b|\*|\d|null\b|concat|char|count|@@|[a-z_]\w*\s*\(|[\w.]+\s*(?:,|\bfrom\b))")),
-        ("case-when", (("case",), ("when",)), re.compile(r"\bcase\s+when\s*\(*\s*\d+\s*=\s*\d+")),
-        ("if", (("(",), ("if", "elt")), Calls(("if", "elt", "iif"), re.compile(r"\s*\d+\s*=\s*\d+"))),
-        ("char-chain", (("char", "chr"),),
-         re.compile(r"\b(?:char|chr)\s*\(\s*\d+\s*\)\s*(?:\|\||\+|,\s*(?:char|chr)\s*\()")),
+        ("case-when", (("=",), ("case",), ("when",)), re.compile(r"\bcase\s+when\s*\(*\s*\d+\s*=\s*\d+"), None),
+        ("if", (("(",), ("if", "elt")), Calls(("if", "elt", "iif"), re.compile(r"\s*\d+\s*=\s*\d+")), None),
+        ("char-chain", (("(",), ("char", "chr")),
+         re.compile(r"\b(?:char|chr)\s*\(\s*\d+\s*\)\s*(?:\|\||\+|,\s*(?:char|chr)\s*\()"), None),
         # LDAP filter injection, which the SQL lists carry too: `*)(|(mail=*))` opens an OR/AND of filters;
         # `(|(` and `(&(` are not valid in the code languages a comment field quotes (`if (!(a = b))` is)
         ("ldap-filter", (("(|", "(&"),), re.compile(r"\(\s*[|&]\s*\(\s*[a-z][\w.-]{0,40}\s*[~<>]?=")),
         ("order-by", (("by",), ("order", "group")),
-         re.compile(rf"\b(?:order|group)\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{_END}|$)")),
+         re.compile(rf"\b(?:order|group)\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{_END}|$)"), None),
     ],
     _prepare,
     PlainGate(("union", "@@", " by ", "information_schema"), ("or ", "and ", "xor "),

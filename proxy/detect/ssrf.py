@@ -30,7 +30,10 @@ _NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-
                     "kubernetes.default", "kubernetes.default.svc", "localtest.me", "lvh.me", "vcap.me"})
 _SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".nip.io", ".sslip.io", ".xip.io",
              ".localtest.me", ".lvh.me", ".svc.cluster.local")
+_IP_START = frozenset("0123456789[")
 _PART = re.compile(r"^(?:0x[0-9a-f]*|0[0-7]*|[1-9]\d*)$")
+_AUTHORITY_END = re.compile(r"[/?#]")  # precompiled: `re.split(pattern, ...)` looks its pattern up on every call
+_HOST_ENDS = (re.compile(r"[/?\\]"), re.compile(r"[/?#]"))  # parsers that do not stop at '#', or at '\\'
 
 
 def _number(part: str) -> int:
@@ -57,6 +60,8 @@ def _ipv4_legacy(host: str) -> ipaddress.IPv4Address | None:
 
 
 def _internal_ip(host: str) -> bool:
+    if ":" not in host and host[:1] not in _IP_START:  # a name: IPv6 needs a `:`, legacy IPv4 a leading digit
+        return False
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     host = host.split("%", 1)[0]  # IPv6 zone id
@@ -79,10 +84,12 @@ def _hosts(url: str) -> set[str]:
         rests = [url, url.split(":", 1)[1]] if ":" in url else [url]
     candidates: set[str] = set()
     for rest in rests:
-        authority = re.split(r"[/?#]", rest.replace("\\", "/"), maxsplit=1)[0]
+        authority = _AUTHORITY_END.split(rest.replace("\\", "/"), maxsplit=1)[0]
         candidates.add(authority.rsplit("@", 1)[-1])
-        for stops in (r"[/?\\]", r"[/?#]"):  # parsers that do not stop at '#', or at '\\'
-            raw = re.split(stops, rest, maxsplit=1)[0]
+        if "\\" not in rest and "#" not in rest:
+            continue  # the two readings below end where the one above did: nothing to add
+        for stops in _HOST_ENDS:
+            raw = stops.split(rest, maxsplit=1)[0]
             candidates.add(raw.rsplit("@", 1)[-1].split("#", 1)[0])
     hosts = set()
     for c in candidates:

@@ -45,10 +45,13 @@ SSTI = RuleSet(
         ("arithmetic", (("{{", "${", "#{", "<%", "[[", "@("),), re.compile(
             rf"\{{\{{{_ARITH}\}}\}}|\$\{{\{{?{_ARITH}\}}|#\{{{_ARITH}\}}|<%=?{_ARITH}%>"
             rf"|\[\[{_ARITH}\]\]|@\({_ARITH}\)")),
-        ("object-walk", (("{{", "{%", "${", "#{", "<%"),), _ObjectWalk()),
+        ("object-walk", (("{{", "{%", "${", "#{", "<%"),), _ObjectWalk(), r"\{\{|\{%|\$\{|#\{|<%"),
         ("java", (("java.", "freemarker", "?new", "forname", "javax."),),
          re.compile(r"\bt\s*\(\s*java\.lang\.|freemarker\.template\.utility\.execute|\?new\s*\(\s*\)"
-                    r"|\.getclass\s*\(\s*\)\s*\.forname\s*\(|javax\.script\.scriptenginemanager")),
+                    r"|\.getclass\s*\(\s*\)\s*\.forname\s*\(|javax\.script\.scriptenginemanager"),
+         # the screen (prefilter.py): each alternative from its first punctuation on
+         r"\(\s*java\.lang\.|\.template\.utility\.execute|\?new\s*\(\s*\)|\.getclass\s*\(\s*\)\s*\.forname\s*\("
+         r"|\.script\.scriptenginemanager"),
         ("smarty", (("{php}", "{$smarty", "{system", "_self"),),
          re.compile(r"\{php\}|\{\$smarty\.|\{system\s*\(|\{\{\s*_self\.env\b")),
         ("erb", (("<%",),), re.compile(r"<%=?\s*(?:`|system\b|exec\b|%x|file\.|io\.|dir\.|require\b|eval\b)")),

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from proxy.detect.base import Finding, Needles, PlainGate, finding, first_hit, has_needles
+from proxy.detect.base import Finding, PlainGate, finding, first_hit, has_needles
 from proxy.detect.fields import Field
-from proxy.detect.searchers import Anchored, Hit, Searcher, Where
+from proxy.detect.prefilter import Rule, Rules
+from proxy.detect.searchers import Anchored, Hit
 
 _NEEDLES = ("/", "..", "%", "\\", "\x00", "\udcc0", "\udcc1", "\uff0e")
 _OVERLONG = re.compile(r"%c0%ae|%e0%80%ae|%u002e|%uff0e|%c0%af|%c1%9c|%c1%1c|%c0%5c|%u2215|%u2216|%u002f|%u005c"
@@ -39,14 +40,17 @@ _TARGETS = ("etc/", "proc/", "var/", "windows", "winnt", "boot.ini", "win.ini", 
             "web.config", "wp-config")
 _WRAPPERS = frozenset({"php", "zip", "phar", "expect", "glob", "data", "compress.zlib", "compress.bzip2", "jar",
                        "netdoc", "file"})
-_RULES: list[tuple[str, Needles, Searcher]] = [
+_RULES: list[Rule] = [
     # `(?<!\.)` and possessive `{2,}+`: a run of dots is tried once, not from each of its dots (linear time)
-    ("multi-up", (("..",),), re.compile(r"(?<!\.)(?:\.{2,}+[;\x00]?/+){2,}")),
+    # (screens, see prefilter.py: the end of one step and the start of the next; a step)
+    ("multi-up", (("..",),), re.compile(r"(?<!\.)(?:\.{2,}+[;\x00]?/+){2,}"), r"\.\.[;\x00]?/+\.\."),
     ("up-sensitive", (("..",), ("/",), _TARGETS),
-     re.compile(rf"(?<!\.)\.{{2,}}+;?/+(?:[\w.-]++/+){{0,3}}{_SENSITIVE}")),
+     re.compile(rf"(?<!\.)\.{{2,}}+;?/+(?:[\w.-]++/+){{0,3}}{_SENSITIVE}"), r"\.\.;?/"),
     ("leading-up", (("..",),), Anchored(re.compile(r"\s*(?:\.{2,}|\.+/+\.{2,});?/"))),
-    ("absolute", (("/",),),
-     Where(re.compile(r"/"), re.compile(rf"/+{_SENSITIVE}"), after=" \t\n\"'=:;|&(<>,`")),
+    # an absolute path where a value or argument starts (after a blank, quote, `=` ...), as one pattern that
+    # starts with the literal `/` (which `re` finds in C): the look-behind over that slash and the character
+    # before it refuses other places, and a slash at the very start has no such pair
+    ("absolute", (("/",),), re.compile(rf"/(?<![^ \t\n\"'=:;|&(<>,`]/)/*{_SENSITIVE}")),
 ]
 
 
@@ -65,7 +69,10 @@ class _Wrapper:
         return None
 
 
-_RULES.append(("wrapper", (("://",),), _Wrapper()))
+# (the wrapper names with `://` as a second needle group: one `in` each, where a paragraph full of `https://`
+# links would otherwise cost a Python step per link)
+_RULES.append(("wrapper", (("://",), tuple(f"{name}://" for name in sorted(_WRAPPERS))), _Wrapper(), None))
+_LFI_RULES = Rules("lfi", _RULES)
 _DOT_SLASH = re.compile(r"(?<!:)/(?:\.?/)+")  # `/./`, `//`: no-ops for a file system, used to dodge filters
 _NUL = re.compile(r"[\w/.]\x00")
 
@@ -101,7 +108,7 @@ class TraversalDetector:
             m = _NUL.search(text)
             if m is not None:
                 return finding("lfi", "lfi.nul-byte", field, text, m)
-        return first_hit("lfi", _RULES, text, field)
+        return first_hit(_LFI_RULES, text, field)
 
 
 LFI = TraversalDetector()

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 
-from proxy.detect.base import Finding, Needles, PlainGate, entity_decoded, first_hit
+from proxy.detect.base import Finding, PlainGate, entity_decoded, first_hit
 from proxy.detect.fields import Field
-from proxy.detect.searchers import Hit, Literals, Searcher
+from proxy.detect.prefilter import Rules, starting
+from proxy.detect.searchers import Hit, Literals
 
 _TAG = re.compile(
     r"<\s*/?\s*(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer|ilayer|bgsound|xml"
@@ -65,7 +66,8 @@ class _Scheme:
     def search(self, text: str) -> re.Match[str] | Hit | None:
         i = text.find(":")
         while i != -1:
-            window = text[max(0, i - 40) : i]
+            before = text[i - 1 : i]  # the last character before the colon that is not blank must be `t`:
+            window = text[max(0, i - 40) : i] if before == "t" or before.isspace() else ""  # `https:` stops here
             if window.rstrip()[-1:] == "t":
                 word = _BLANKS.sub("", window)
                 for scheme in _SCHEME_WORDS:
@@ -83,30 +85,32 @@ class _Scheme:
 
 _SCHEME = _Scheme()
 _FRAME = re.compile(r"<\s*i?frame\b[^>]{0,400}?\b(?:src\s*=\s*[\"'`]?\s*(?:data|javascript|vbscript)\s*:|srcdoc\s*=)")
-_CSS = Literals({
+_CSS_WORDS = {
     "expression": re.compile(r"[:;]\s*expression\s*\("), "-moz-binding": re.compile(r"-moz-binding\s*:"),
     "behavior": re.compile(r"behavior\s*:\s*url"), "@import": re.compile(r"@import\b[^;]{0,80}javascript"),
-})
-_SINK = re.compile(
-    r"[\"'`]\s*[;)}\]+,-]\s*[;)}\]]*\s*(?:alert|prompt|confirm|eval|settimeout|setinterval|fetch|import)\s*[(`]"
-    r"|[\"'`]\s*[;)}\]+,-]\s*[;)}\]]*\s*(?:document\.(?:cookie|domain|write|location)|window\.location|location\s*=)"
-    r"|^\s*[)}\]]+\s*;?\s*(?:alert|prompt|confirm|eval)\s*[(`]"
-)
+}
+_CSS = Literals(_CSS_WORDS)
+_QUOTE_SINK = (r"\s*[;)}\]+,-]\s*[;)}\]]*\s*(?:(?:alert|prompt|confirm|eval|settimeout|setinterval|fetch|import)\s*[(`]"
+               r"|document\.(?:cookie|domain|write|location)|window\.location|location\s*=)")
+_CLOSE_SINK = r"\s*;?\s*(?:alert|prompt|confirm|eval)\s*[(`]"
+_SINK = re.compile(rf"[\"'`]{_QUOTE_SINK}|^\s*[)}}\]]+{_CLOSE_SINK}")
 
 
-_RAW: list[tuple[str, Needles, Searcher]] = [
+_RAW = Rules("xss", [
     ("tag", (("<",),), _TAG),
-    ("handler", (("=",), ("on",)), _HANDLER),
+    ("handler", (("=",), ("on",)), _HANDLER, None),
     ("frame", (("<",), ("frame",)), _FRAME),
-    ("css", (("(", ":", "@"),), _CSS),
+    ("css", (("(", ":", "@"),), _CSS, None),
     # an attribute value closed and a new tag opened, at the very start: `"><iframe src=...`
-    ("breakout", ((">",), ("<",)), re.compile(r"^[^<>]{0,20}[\"'`]\s*/?>\s*<[a-z!/]")),
-]
-_DECODED: list[tuple[str, Needles, Searcher]] = [
-    ("scheme", ((":",),), _SCHEME),
+    ("breakout", ((">",), ("<",)), re.compile(r"^[^<>]{0,20}[\"'`]\s*/?>\s*<[a-z!/]"),
+     starting("\"'`", r"\s*/?>\s*<[a-z!/]")),
+])
+_DECODED = Rules("xss", [
+    ("scheme", ((":",),), _SCHEME, None),
     ("js-breakout", (("'", '"', "`", ")", "}", "]"), ("alert", "prompt", "confirm", "eval", "settimeout",
-                     "setinterval", "fetch", "import", "document.", "location")), _SINK),
-]
+                     "setinterval", "fetch", "import", "document.", "location")), _SINK,
+     starting("\"'`", _QUOTE_SINK) + "|" + starting(")}]", _CLOSE_SINK)),
+])
 
 
 class XssDetector:
@@ -117,13 +121,13 @@ class XssDetector:
     def match(self, value: str, field: Field) -> Finding | None:
         if "<" not in value and "=" not in value and ":" not in value and "(" not in value and "`" not in value:
             return None
-        hit = first_hit("xss", _RAW, value, field)
+        hit = first_hit(_RAW, value, field)
         if hit is not None:
             return hit
         decoded = entity_decoded(value)
         if decoded is not value:
             decoded = decoded.lower()
-        return first_hit("xss", _DECODED, decoded, field)
+        return first_hit(_DECODED, decoded, field)
 
 
 XSS = XssDetector()
