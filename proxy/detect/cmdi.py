@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 from proxy.detect.base import PlainGate, RuleSet
-from proxy.detect.prefilter import starting
+from proxy.detect.prefilter import starting, words
 from proxy.detect.searchers import Anchored, Calls, Short
 
 # Each alternative starts with a literal, so `re` skips in C to where a separator can be (an alternative that
@@ -66,6 +66,15 @@ _PHP = ("<?", "{${", "${@", "$_", "phpinfo", *_PHP_CALLS)
 _PHP_BREAKOUT = r"\s*[;.]\s*(?:exit|die|md5|phpinfo|system|eval|print_r|var_dump|passthru|shell_exec|assert|sleep)\s*\("
 _AFTER_STRONG = rf"\s*(?:\{{\s*)?{_PATH}{_STRONG}(?=$|[\s;|&`)'\"<>#\\$]|\n)"
 _AFTER_WEAK = rf"\s*{_PATH}(?:{_WEAK})"
+# the separators' screen: a program of either list, by its name alone, as a trie (prefilter.words)
+_PROGRAMS = (
+    "whoami uname ifconfig ipconfig netstat nslookup wget curl nc ncat netcat cmd.exe systeminfo sysinfo tasklist "
+    "taskkill certutil bitsadmin mshta rundll32 wmic regsvr32 telnet nmap chmod chown useradd crontab base64 xxd "
+    "passwd sudo ls pwd dir env hostname ps killall pkill tftp socat phpinfo getent lsof printenv net.exe "
+    "id perl python php ruby lua node bash sh zsh ksh csh dash powershell pwsh cmd cat more less head tail type tac "
+    "nl strings ping sleep echo exit set net reg netsh route find rm kill touch cp mv timeout"
+).split()
+_AFTER_EITHER = rf"\s*(?:\{{\s*)?{_PATH}{words(_PROGRAMS)}"
 _AFTER_NL = rf"\s*(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s;|&`)'\"<>#\\$])|{_WEAK})"
 
 
@@ -81,8 +90,9 @@ CMDI = RuleSet(
     (("/", "-", "(", ";", "\n", "&", "`", "<", "%", "|", "$", "\\", "\r", "config", "sleep ", "net ", "dir ", "whoami",
       "netstat", "sysinfo", "uname", "tasklist", "reg ", "netsh"),),
     [
-        ("separator-strong", (_SEPS,), re.compile(_SEP + _AFTER_STRONG), _heads(_SEP_HEADS, _AFTER_STRONG)),
-        ("separator-weak", (_SEPS,), re.compile(_SEP + _AFTER_WEAK), _heads(_SEP_HEADS, _AFTER_WEAK)),
+        # (one screen for both: a separator, then a program of either list; prefilter.py joins it once)
+        ("separator-strong", (_SEPS,), re.compile(_SEP + _AFTER_STRONG), _heads(_SEP_HEADS, _AFTER_EITHER)),
+        ("separator-weak", (_SEPS,), re.compile(_SEP + _AFTER_WEAK), _heads(_SEP_HEADS, _AFTER_EITHER)),
         # a line break separates commands too, but free text with a code block has line breaks before
         # `curl ...`: only short values (<= 3 lines, <= 256 characters) count it, see the module docstring
         # (no screen: prose has line breaks everywhere, and `Short` already drops long values)
@@ -96,7 +106,8 @@ CMDI = RuleSet(
         ("reverse-shell", (("mkfifo",),), re.compile(r"\bmkfifo\b[^;|&\n]{0,40}/tmp/"), None),
         ("interpreter", ((" -",), ("perl", "ruby", "php", "lua", "python", "sh ", "powershell")),
          re.compile(r"\b(?:perl|ruby|php|lua)\s+-[er]\s+['\"]|\bpython[23]?\s+-c\s+['\"]"
-                    r"|\b(?:ba|z|k)?sh\s+-c\s+['\"]|\bpowershell(?:\.exe)?\s+-(?:c|e|enc|command|nop)\b"), None),
+                    r"|\b(?:ba|z|k)?sh\s+-c\s+['\"]|\bpowershell(?:\.exe)?\s+-(?:c|e|enc|command|nop)\b"),
+         r"-[er]\s+['\"]|-c\s+['\"]|-(?:c|e|enc|command|nop)\b"),  # each alternative from its `-` on
         ("php", (("<?", "{${", "${@", "$_"),),
          re.compile(r"<\?(?:php\b|=)|\{\$\{|\$\{@|\$_(?:get|post|request|cookie|server|files)\s*\[")),
         ("php", (("(",), ("phpinfo", "phpversion")), Calls(("phpinfo", "phpversion")), None),

@@ -116,16 +116,20 @@ def json_fields(doc: Any, limits: FieldLimits = FieldLimits(), prefix: str = "bo
     out: list[Field] = []
     append = out.append
     new = tuple.__new__
+    max_fields, max_nodes, max_depth = limits.max_fields, limits.max_nodes, limits.max_depth
     stack: list[tuple[str, Any, int]] = [(prefix, doc, 0)]
+    pop = stack.pop
     visited = 0
     while stack:
-        name, node, depth = stack.pop()
-        visited += len(node) if isinstance(node, (dict, list)) else 1
-        if visited > limits.max_nodes or len(out) > limits.max_fields:
-            raise FieldLimitError(f"more than {limits.max_fields} fields or {limits.max_nodes} JSON nodes")
-        if depth > limits.max_depth:
-            raise FieldLimitError(f"JSON deeper than {limits.max_depth}")
-        if isinstance(node, dict):
+        name, node, depth = pop()
+        kind = type(node)
+        is_dict = kind is dict or (kind is not list and isinstance(node, dict))
+        visited += len(node) if is_dict or kind is list or isinstance(node, list) else 1
+        if visited > max_nodes or len(out) > max_fields:
+            raise FieldLimitError(f"more than {max_fields} fields or {max_nodes} JSON nodes")
+        if depth > max_depth:
+            raise FieldLimitError(f"JSON deeper than {max_depth}")
+        if is_dict:
             # keys are emitted when their object is visited, values when popped: order is depth-first
             children = []
             for key, value in node.items():
@@ -153,8 +157,8 @@ def json_fields(doc: Any, limits: FieldLimits = FieldLimits(), prefix: str = "bo
             stack.extend(children[::-1])
         elif isinstance(node, str):
             append(Field("body", name, node))
-    if len(out) > limits.max_fields:
-        raise FieldLimitError(f"more than {limits.max_fields} fields")
+    if len(out) > max_fields:
+        raise FieldLimitError(f"more than {max_fields} fields")
     return out
 
 

@@ -100,7 +100,9 @@ _RAW = Rules("xss", [
     ("tag", (("<",),), _TAG),
     ("handler", (("=",), ("on",)), _HANDLER, None),
     ("frame", (("<",), ("frame",)), _FRAME),
-    ("css", (("(", ":", "@"),), _CSS, None),
+    # (screen: each confirming pattern of `_CSS` from its punctuation on; `behavior:url` from its colon)
+    ("css", (("(", ":", "@"),), _CSS, r":\s*expression\s*\(|;\s*expression\s*\(|-moz-binding\s*:|:\s*url"
+     r"|@import\b[^;]{0,80}javascript"),
     # an attribute value closed and a new tag opened, at the very start: `"><iframe src=...`
     ("breakout", ((">",), ("<",)), re.compile(r"^[^<>]{0,20}[\"'`]\s*/?>\s*<[a-z!/]"),
      starting("\"'`", r"\s*/?>\s*<[a-z!/]")),

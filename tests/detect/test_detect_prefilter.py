@@ -67,6 +67,17 @@ def test_a_screen_matches_wherever_its_rule_fires(rules: prefilter.Rules) -> Non
     assert fired or all(s is None for _, s in rules.screens)
 
 
+@pytest.mark.parametrize("rules", [pytest.param(r, id=f"{r.cls}-{i}") for i, r in enumerate(RULE_SETS) if r.sealed])
+def test_no_screen_matches_before_the_joined_one(rules: prefilter.Rules) -> None:
+    # a rule set searches its own screen from where the joined screen first matched (Rules.first)
+    assert rules.screen is not None and prefilter._merged is not None
+    for text in TEXTS:
+        own = rules.screen.search(text)
+        if own is not None:
+            joined = prefilter._merged.search(text)
+            assert joined is not None and joined.start() <= own.start(), text
+
+
 @pytest.mark.parametrize("rules", [pytest.param(r, id=f"{r.cls}-{i}") for i, r in enumerate(RULE_SETS)])
 def test_screens_start_with_punctuation(rules: prefilter.Rules) -> None:
     for (rid, _, _), screen in rules.screens:
