@@ -23,7 +23,7 @@ from html.entities import html5
 from typing import Protocol
 
 from proxy.detect.fields import Field
-from proxy.detect.prefilter import Needles, Rule, Rules
+from proxy.detect.prefilter import Needles, Rule, Rules, words
 from proxy.detect.searchers import Hit
 
 CLASSES = ("sqli", "nosqli", "xss", "lfi", "cmdi", "ssti", "ssrf", "crlf")
@@ -59,23 +59,21 @@ def normalise(value: str) -> str:
 
 
 # `html.unescape` decodes `&#...` and any name whose first two characters are a whole entity name (`&lt`) or
-# whose first three begin one (`&amp`, `&colon;`): a URL's `&ref=` or `&page=` begins none, and its Python
-# callback, which tries up to 32 prefixes of what follows each `&`, is skipped
-_ENTITY_2 = frozenset(name for name in html5 if len(name) == 2)
-_ENTITY_3 = frozenset(name[:3] for name in html5 if len(name) >= 3)
+# whose first three begin one (`&amp`, `&colon;`): a URL's `&ref=` or prose's `R&B` begins none, and its
+# Python callback, which tries up to 32 prefixes of what follows each `&`, is skipped. One pattern that
+# starts with the literal `&` (a trie of those 2- and 3-character starts) finds the `&`s that do.
+_ENTITY_START = re.compile("&(?:#|" + words({name[:3] for name in html5 if len(name) >= 3}
+                                             | {name for name in html5 if len(name) == 2}) + ")")
 
 
 def entity_decoded(value: str) -> str:
     """HTML character references decoded (also the legacy forms without `;`), as a browser would in an
     attribute value: `javascript&colon;alert&lpar;1&rpar;` -> `javascript:alert(1)`. `value` itself when
     nothing changes, so callers can tell by identity."""
-    i = value.find("&")
-    while i != -1:
-        if value[i + 1 : i + 2] == "#" or value[i + 1 : i + 3] in _ENTITY_2 or value[i + 1 : i + 4] in _ENTITY_3:
-            decoded = html.unescape(value)
-            return value if decoded == value else decoded
-        i = value.find("&", i + 1)
-    return value
+    if "&" not in value or _ENTITY_START.search(value) is None:
+        return value
+    decoded = html.unescape(value)
+    return value if decoded == value else decoded
 
 
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-f]{2})")

@@ -26,7 +26,7 @@ import re
 
 from proxy.detect.base import PlainGate, RuleSet
 from proxy.detect.prefilter import starting, words
-from proxy.detect.searchers import Anchored, Calls, Short
+from proxy.detect.searchers import Anchored, Calls, Leftmost, Short
 
 # Each alternative starts with a literal, so `re` skips in C to where a separator can be (an alternative that
 # starts with a class or an assertion makes it try every position). A back-quote counts after a word
@@ -35,7 +35,7 @@ from proxy.detect.searchers import Anchored, Calls, Short
 _SEP_HEADS = (";", r"\|", "&", r"\$\(", r"`(?<![^\w=(;|&'\"]`)")
 _SEP = "(?:" + "|".join(_SEP_HEADS) + ")"
 _NL_HEADS = (r"\n", r"\r", r"\\n", r"\\r", "%0a", r"\\033\[\d*[a-z]?")
-_NL = "(?:" + "|".join(_NL_HEADS) + ")"
+_NL_LITERALS = tuple(zip(("\n", "\r", "\\n", "\\r", "%0a", "\\033"), _NL_HEADS, strict=True))  # (literal, source)
 # the program may be named by path, also without the leading slash (`|usr/bin/id`, `;bin/ls`): the
 # application's working directory is often `/`
 _PATH = r"(?:/?usr/|/)?(?:s?bin/)?"
@@ -96,7 +96,7 @@ CMDI = RuleSet(
         # a line break separates commands too, but free text with a code block has line breaks before
         # `curl ...`: only short values (<= 3 lines, <= 256 characters) count it, see the module docstring
         # (no screen: prose has line breaks everywhere, and `Short` already drops long values)
-        ("newline", (("\n", "\r", "\\", "%"),), Short(re.compile(_NL + _AFTER_NL)), None),
+        ("newline", (("\n", "\r", "\\", "%"),), Short(Leftmost(_NL_LITERALS, _AFTER_NL)), None),
         ("shellshock", (("()",),), re.compile(r"\(\)\s*\{\s*:?\s*;?\s*\}\s*;")),
         ("ifs", (("$",), ("ifs", "${")), re.compile(r"\$\{?ifs\b|\$\{[a-z_]+:\d+:\d+\}")),
         ("reverse-shell", (("/dev/tcp", "/dev/udp"),), re.compile(r"/dev/(?:tcp|udp)/")),

@@ -72,6 +72,25 @@ class Anchored:
         self.search = pattern.match
 
 
+class Leftmost:
+    """The leftmost match of `(?:h1|h2|...)rest`, as one search per head (`rest` compiled behind each),
+    each only when its head occurs: a pattern that starts with one literal is found as fast as `str.find`,
+    where an alternation of heads makes `re` test a character class at every position (~7 ns a character).
+    Same start as the single pattern would give."""
+
+    def __init__(self, heads: Iterable[tuple[str, str]], rest: str) -> None:
+        self._patterns = [(literal, re.compile(source + rest)) for literal, source in heads]
+
+    def search(self, text: str) -> re.Match[str] | None:
+        best = None
+        for literal, pattern in self._patterns:
+            if literal in text:
+                m = pattern.search(text)
+                if m is not None and (best is None or m.start() < best.start()):
+                    best = m
+        return best
+
+
 class Literals:
     """Plain substrings (C speed), each confirmed by an optional pattern matched where it was found:
     `Literals({"outfile": re.compile(r"(?<=into\\s)")})` is one `in` and, only on a hit, one regex."""

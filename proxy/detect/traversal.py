@@ -45,7 +45,8 @@ _RULES: list[Rule] = [
     # (screens, see prefilter.py: the end of one step and the start of the next; a step)
     ("multi-up", (("..",),), re.compile(r"(?<!\.)(?:\.{2,}+[;\x00]?/+){2,}"), r"\.\.[;\x00]?/+\.\."),
     ("up-sensitive", (("..",), ("/",), _TARGETS),
-     re.compile(rf"(?<!\.)\.{{2,}}+;?/+(?:[\w.-]++/+){{0,3}}{_SENSITIVE}"), r"\.\.;?/"),
+     re.compile(rf"(?<!\.)\.{{2,}}+;?/+(?:[\w.-]++/+){{0,3}}{_SENSITIVE}"),
+     rf"\.\.;?/+(?:[\w.-]+/+){{0,3}}{_SENSITIVE}"),
     ("leading-up", (("..",),), Anchored(re.compile(r"\s*(?:\.{2,}|\.+/+\.{2,});?/"))),
     # an absolute path where a value or argument starts (after a blank, quote, `=` ...), as one pattern that
     # starts with the literal `/` (which `re` finds in C): the look-behind over that slash and the character
