@@ -8,11 +8,21 @@ The headers handed to `send` are already the exact set the upstream must see (se
 hop-by-hop fields out, forwarded fields in). aiohttp's client would copy them twice more, field by
 field in Python (`ClientSession._prepare_headers`, then `ClientRequest.update_headers`), and rebuild
 its `skip_auto_headers` multidict, all per request: ~38,000 instructions a request, 6 % of Bastion's
-whole pass-through cost (callgrind, benchmarks/RESULTS.md §1). So the session's header merge is the
-identity (the session has no default headers to merge), and `_UpstreamRequest` takes the multidict
-as it is and never adds aiohttp's default `Accept`/`Accept-Encoding`/`User-Agent`: a transparent
-proxy sends what the client sent. Both are private aiohttp hooks (aiohttp is pinned to 3.14.x);
-tests/test_proxy.py checks the upstream gets exactly the client's fields, duplicates and order kept.
+whole pass-through cost (callgrind, benchmarks/instructions.py). So `_UpstreamRequest` takes the
+multidict as it is and never adds aiohttp's default `Accept`/`Accept-Encoding`/`User-Agent`: a
+transparent proxy sends what the client sent. tests/test_proxy.py checks the upstream gets exactly
+the client's fields, duplicates and order kept. These are private aiohttp hooks: aiohttp is pinned
+to 3.14.x, and the tests below run against real sockets.
+
+`_exchange` does what `ClientSession._request` does for one request, minus what a reverse proxy
+never uses: redirects, cookies, auth, proxies, client middlewares, trace configs, netrc, the
+request wrapper object. That orchestration was 5 % of Bastion's instructions a request (callgrind:
+~33,000 of ~620,000). What it keeps is aiohttp's own behaviour, step for step: the total-timeout
+handle, `connector.connect`, the response parser's parameters, `send` and `start`, closing the
+connection on any failure, one retry on a fresh connection when a pooled one turns out closed for
+an idempotent request without a streamed body (aiohttp's rule), OSError mapped to ClientOSError,
+the payload closed once the answer has started. Connection pooling, TLS, the HTTP parser and body
+streaming stay aiohttp's. tests/test_forwarder.py covers the kept behaviours.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import hdrs
+from aiohttp.helpers import TimeoutHandle
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -55,9 +66,9 @@ class _UpstreamRequest(aiohttp.ClientRequest):
         self._skip_auto_headers = _NO_AUTO  # read-only in aiohttp: one shared copy
 
 
-def _as_given(headers: Any) -> Any:
-    """Stands in for `ClientSession._prepare_headers`, whose only work would be merging default headers."""
-    return headers
+# aiohttp's retry rule (client.py, IDEMPOTENT_METHODS): sending these twice is harmless
+_RETRY_ON_STALE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_NO_PAYLOAD = frozenset({"HEAD"})  # aiohttp's EMPTY_BODY_METHODS for responses: no body to read
 
 
 class Forwarder:
@@ -95,8 +106,7 @@ class Forwarder:
             ),
             raise_for_status=False,
         )
-        # object.__setattr__: aiohttp's debug mode warns on unknown ClientSession attributes
-        object.__setattr__(self._session, "_prepare_headers", _as_given)
+        self._default_timeout = self._session.timeout
 
     async def close(self) -> None:
         if self._session is not None:
@@ -124,22 +134,77 @@ class Forwarder:
         A plain coroutine rather than an async context manager: on the hot path the generator-based
         `asynccontextmanager` costs several microseconds a request.
         """
-        kwargs: dict[str, Any] = {}
-        if timeout is not None:  # a route's (read, total) over the pool's defaults
-            kwargs["timeout"] = self._timeout(timeout)
+        # a route's (read, total) over the pool's defaults
+        limits = self._default_timeout if timeout is None else self._timeout(timeout)
         try:
-            return await self.session.request(
-                method,
-                self.url(target),
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                **kwargs,
-            )
+            return await self._exchange(method, self.url(target), headers, body, limits)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise Denial(504, Reason.UPSTREAM_TIMEOUT, detail=type(exc).__name__) from exc
         except aiohttp.ClientError as exc:
             raise Denial(502, Reason.UPSTREAM_UNAVAILABLE, detail=f"{type(exc).__name__}: {exc}") from exc
+
+    async def _exchange(
+        self, method: str, url: URL, headers: CIMultiDict[str], body: Any, timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """One request on the pool, as `ClientSession._request` sends it (see the module docstring)."""
+        session = self.session
+        connector = session.connector
+        assert connector is not None
+        loop = asyncio.get_running_loop()
+        retry = method in _RETRY_ON_STALE and (body is None or isinstance(body, bytes))
+        tm = TimeoutHandle(loop, timeout.total, ceil_threshold=timeout.ceil_threshold)
+        handle = tm.start()
+        timer = tm.timer()
+        try:
+            with timer:
+                while True:
+                    req = _UpstreamRequest(
+                        method, url, headers=headers, data=body, loop=loop, timer=timer, session=session
+                    )
+                    conn = await connector.connect(req, traces=[], timeout=timeout)  # errors here: never retried
+                    assert conn.protocol is not None
+                    conn.protocol.set_response_params(
+                        timer=timer,
+                        skip_payload=method in _NO_PAYLOAD,
+                        read_until_eof=True,  # an answer without length or chunking ends at close
+                        auto_decompress=False,  # bytes pass through as the upstream encoded them
+                        read_timeout=timeout.sock_read,
+                        timeout_ceil_threshold=connector._timeout_ceil_threshold,
+                    )
+                    try:
+                        resp = await req.send(conn)
+                        try:
+                            await resp.start(conn)
+                        except BaseException:
+                            resp.close()
+                            raise
+                    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                        conn.close()
+                        if not retry:  # a pooled connection the upstream had closed: once more, fresh
+                            raise
+                        retry = False
+                        await req.close()
+                        headers = req.headers
+                        continue
+                    except BaseException:
+                        conn.close()
+                        raise
+                    break
+            if req._body is not None:
+                await req._body.close()
+            if handle is not None:  # the total timeout runs until the body is read or released
+                if resp.connection is not None:
+                    resp.connection.add_callback(handle.cancel)
+                else:
+                    handle.cancel()
+            return resp
+        except BaseException as exc:
+            tm.close()
+            if handle is not None:
+                handle.cancel()
+            if isinstance(exc, OSError) and not isinstance(exc, (aiohttp.ClientError, TimeoutError)):
+                raise aiohttp.ClientOSError(*exc.args) from exc
+            raise
 
     def _timeout(self, route: tuple[float | None, float | None]) -> aiohttp.ClientTimeout:
         """One ClientTimeout per distinct route override, built once (a handful per rule set)."""
