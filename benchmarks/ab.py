@@ -52,7 +52,9 @@ def checkout(rev: str, into: Path) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("revs", nargs="+", help="git revisions, '.' for the working tree, or a directory holding a proxy/ package")
+    ap.add_argument(
+        "revs", nargs="+", help="git revisions, '.' for the working tree, or a directory holding a proxy/ package"
+    )
     ap.add_argument("--scenarios", default="small")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=int, default=5)

@@ -52,9 +52,7 @@ def config(target: str, port: int, admin: int, upstream: int) -> str:
         f"logging: {{level: warning, access_log: {'false' if target == 'bastion-nolog' else 'true'}}}\n"
         "shutdown: {drain_delay: 0s, grace_period: 5s}\n"
     )
-    if target == "bastion-core":
-        return text + "rules: []\ntracing: {enabled: false}\n"
-    return text + 'rules: ["bench-rules/*.yaml"]\n'
+    return text + run.SCOPES["core" if target == "bastion-core" else "full"]
 
 
 def wrk(url: str, seconds: int, connections: int = 8) -> int:

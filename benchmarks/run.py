@@ -339,9 +339,25 @@ rules:
 """
 
 
-def bastion_config(path: Path, target: Target, upstream_port: int) -> None:
+# What Bastion runs with. `full`: the repo's defaults plus one `allow: anonymous` rule per route (ingress,
+# rule match, authorisation, trace context, security headers). `core`: issue 2's pass-through scope, the
+# one its targets name ("request ids, forwarded headers, limits, access log"): no rules, no trace context.
+SCOPES = {
+    "full": 'rules: ["bench-rules/*.yaml"]\n',
+    "core": "rules: []\ntracing: {enabled: false}\n",
+}
+SCOPE_TEXT = {
+    "full": "one public (`allow: anonymous`) rule per benchmark route, no `auth` section: every request runs "
+    "ingress, rule match and authorisation, no token verification; trace context and security headers on "
+    "(the defaults)",
+    "core": "`--scope core`, issue 2's pass-through scope: `rules: []` and `tracing: {enabled: false}`; request "
+    "ids, forwarded headers, limits, the canonical path, the access log and the (default) security headers on",
+}
+
+
+def bastion_config(path: Path, target: Target, upstream_port: int, scope: str = "full") -> None:
     """A temp config: the repo's defaults, our ports, the realistic log setting, a quick shutdown,
-    and the benchmark rules (no `auth` section: JWT verification is another scenario's business)."""
+    and the scope's rules and tracing (no `auth` section: JWT verification is another scenario's business)."""
     rules_dir = path.parent / "bench-rules"
     rules_dir.mkdir(exist_ok=True)
     (rules_dir / "bench.yaml").write_text(BENCH_RULES)
@@ -351,12 +367,13 @@ def bastion_config(path: Path, target: Target, upstream_port: int) -> None:
         f"admin: {{host: {HOST}, port: {target.admin_port}}}\n"
         f'upstream: {{url: "http://{HOST}:{upstream_port}"}}\n'
         f"logging: {{level: warning, access_log: {'true' if target.access_log else 'false'}}}\n"
-        "shutdown: {drain_delay: 0s, grace_period: 5s}\n"
-        'rules: ["bench-rules/*.yaml"]\n'
+        "shutdown: {drain_delay: 0s, grace_period: 5s}\n" + SCOPES[scope]
     )
 
 
-def start_targets(procs: Processes, workdir: Path, with_nolog: bool, python: str) -> tuple[Target, list[Target], float]:
+def start_targets(
+    procs: Processes, workdir: Path, with_nolog: bool, python: str, scope: str = "full"
+) -> tuple[Target, list[Target], float]:
     """Start upstream, yardsticks and Bastions; wait until each really serves. Returns (upstream, targets, s)."""
     t0 = time.monotonic()
     up = Target("direct", "direct", 1, free_port(), "upstream, no proxy")
@@ -389,7 +406,7 @@ def start_targets(procs: Processes, workdir: Path, with_nolog: bool, python: str
         if t.kind != "bastion":
             continue
         cfg = workdir / f"{t.name}.yaml"
-        bastion_config(cfg, t, up.port)
+        bastion_config(cfg, t, up.port, scope)
         t.proc = procs.start(
             t.name, [python, "-m", "proxy", "run", "-c", str(cfg), "--workers", str(t.workers)], workdir
         )
@@ -479,6 +496,7 @@ class Settings:
     scenarios: list[str]
     python: str
     wrk: str | None
+    scope: str = "full"  # Bastion's configuration: see SCOPES
 
 
 def run_wrk(wrk: str, url: str, lua: Path, s: Settings, duration: float) -> dict[str, Any]:
@@ -796,9 +814,9 @@ def render(
     L.append(
         "- CPU/req: user+system CPU of the proxy's whole process tree (all workers, the supervisor, Bastion's "
         "log writer thread) during the run ÷ requests completed. Bastion runs with "
-        "`logging: {level: warning, access_log: true}` (stdout, the access log, goes to a file) and one "
-        "public (`allow: anonymous`) rule per benchmark route, no `auth` section: every request runs ingress, "
-        "rule match and authorisation, no token verification."
+        "`logging: {level: warning, access_log: true}` (stdout, the access log, goes to a file) and "
+        + SCOPE_TEXT[s.scope]
+        + "."
     )
     L.append("")
 
@@ -977,6 +995,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also measure Bastion (1 worker) with the access log off, saturation only",
     )
     p.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where core-<timestamp>.md/.json go")
+    p.add_argument(
+        "--scope",
+        choices=tuple(SCOPES),
+        default="full",
+        help="Bastion's configuration: full (rules, trace context) or core (issue 2's pass-through scope)",
+    )
     args = p.parse_args(argv)
     args.duration = args.duration if args.duration is not None else (3 if args.quick else 5)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
@@ -1021,6 +1045,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenarios=args.scenario_list,
         python=sys.executable,
         wrk=wrk,
+        scope=args.scope,
     )
     scenarios = [SCENARIOS[n] for n in s.scenarios]
     _max_foreign[0] = s.max_foreign
@@ -1052,7 +1077,7 @@ def _run(args: argparse.Namespace, s: Settings, scenarios: list[Scenario], comma
             luas[sc.name] = workdir / f"{sc.name}.lua"
             luas[sc.name].write_text(sc.lua())
         try:
-            upstream, targets, took = start_targets(procs, workdir, args.nolog_reference, s.python)
+            upstream, targets, took = start_targets(procs, workdir, args.nolog_reference, s.python, s.scope)
             log(f"started {len(targets)} targets in {took:.1f}s: " + ", ".join(f"{t.name}=:{t.port}" for t in targets))
             sanity_check(targets, scenarios)
         except StartError as exc:
