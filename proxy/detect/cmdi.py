@@ -119,11 +119,11 @@ CMDI = RuleSet(
         # the whole value is one unmistakable invocation: `ipconfig /all`, `netstat -an`, `whoami`, a listing
         # of an absolute path with options (`ls -l /etc/`; `ls -la ~/projects` in a ticket is not absolute),
         # a bare time probe (`sleep 5`; "sleep 8 hours" has words after the number)
-        # every alternative starts with `^`: matched at the start only (`search` would fail at each position)
+        # matched at the start only (`search` would fail at each position), the shared `^\s*` once
         ("bare", (), Short(Anchored(re.compile(
-            r"^\s*(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
-            r"(?:\s+[-/]\w+)*\s*$|^\s*(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
-            r"|^\s*dir\s+[a-z]:\\|^\s*ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*\s*$|^\s*sleep\s+\d+\s*$")), max_len=160)),
+            r"\s*(?:(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
+            r"(?:\s+[-/]\w+)*\s*$|(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
+            r"|dir\s+[a-z]:\\|ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*\s*$|sleep\s+\d+\s*$)")), max_len=160)),
     ],
     plain=PlainGate(("nc ", "ncat", "netcat", "/dev/", "-e /bin/", "mkfifo", "powershell", "python", "perl", "ruby"),
                     ("whoami", "ipconfig", "ifconfig", "netstat", "systeminfo", "sysinfo", "uname", "tasklist", "net ",

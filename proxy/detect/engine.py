@@ -2,8 +2,11 @@
 
 `Engine(classes, url_fields=..., exclusions=...)` resolves its configuration once (STYLE.md lesson 1):
 field-name patterns become regexes, and the detector tuple for a field name is computed on first sight
-and kept in a bounded cache, so the per-field cost is one dict lookup, one `normalise()` and each
-detector's pre-filter. A value with `\\xNN` escapes is scanned a second time in decoded form when the
+and kept in a bounded cache, so the per-field cost is one dict lookup, one `normalise()` and, for a
+value that is not plain (below), one search of the screen joined from every detector's rules
+(`prime()`, prefilter.py), which lets each detector skip most of its rules without looking at them.
+What a 2 KB JSON body costs, and why, is measured in benchmarks/corpus/RESULTS.md ("Cost").
+A value with `\\xNN` escapes is scanned a second time in decoded form when the
 written form is clean (`escapes_decoded` in base.py). `scan(fields, first_only=True)` stops at the
 first finding (block mode); without it every field is scanned and at most one finding per field is
 returned (detect mode, logs).
@@ -99,14 +102,15 @@ class Engine:
         self._ssrf: tuple[Detector, ...] = tuple(detectors["ssrf"]) if "ssrf" in self.classes else ()
         self._url_fields = [compile_field_pattern(p) for p in url_fields]
         self._exclusions = [(compile_field_pattern(e.field), e.classes) for e in exclusions]
-        self._cache: dict[tuple[str, bool], tuple[Plan, bool]] = {}
+        # per field name, for values and for keys: two dicts, so a lookup needs no (name, is_key) tuple
+        self._cache: tuple[dict[str, tuple[Plan, bool]], dict[str, tuple[Plan, bool]]] = ({}, {})
         gates = [getattr(d, "plain", _ALWAYS) for d in self._plain]
         self._any_gate = None if any(g is _ALWAYS for g in gates) else PlainGate.union(g for g in gates if g)
         self._clean: set[str] = set()
 
     def _for_field(self, name: str, is_key: bool) -> tuple[Plan, bool]:
         """The detectors for this field, and whether it is a URL field (so never skipped as clean)."""
-        cached = self._cache.get((name, is_key))
+        cached = self._cache[is_key].get(name)
         if cached is not None:
             return cached
         excluded: set[str] = set()
@@ -118,8 +122,9 @@ class Engine:
         if is_url:
             chosen.extend(self._ssrf)
         result = (tuple((d, getattr(d, "plain", _ALWAYS)) for d in chosen), is_url)
-        if len(self._cache) < _CACHE_MAX:
-            self._cache[(name, is_key)] = result
+        cache = self._cache[is_key]
+        if len(cache) < _CACHE_MAX:
+            cache[name] = result
         return result
 
     def _is_url_field(self, name: str) -> bool:
@@ -128,7 +133,7 @@ class Engine:
     def scan(self, fields: Iterable[Field], *, first_only: bool = False) -> list[Finding]:
         findings: list[Finding] = []
         clean = self._clean
-        cache = self._cache
+        values_cache, keys_cache = self._cache
         any_gate = self._any_gate
         if any_gate is not None:
             prefixes, any_needle, digit_start = any_gate.prefixes, any_gate.any_needle, any_gate.digit_start
@@ -138,7 +143,7 @@ class Engine:
                 continue
             # `_for_field`, `normalise` and the union gate's `hit` inlined: this loop runs once per
             # field (~60 times a 2 KB body), and most fields leave it at the gate
-            cached = cache.get((name, is_key))
+            cached = (keys_cache if is_key else values_cache).get(name)
             detectors, is_url = cached if cached is not None else self._for_field(name, is_key)
             if not detectors or (raw in clean and not is_url):
                 continue

@@ -89,7 +89,9 @@ def _prepare(value: str) -> str:
             break
         text = decoded.lower()
     text = text.replace("\\", "/")
-    return _DOT_SLASH.sub("/", text) if "/./" in text or text.count("//") > text.count("://") else text
+    if "/./" in text or ("//" in text and text.count("//") > text.count("://")):
+        return _DOT_SLASH.sub("/", text)
+    return text
 
 
 class TraversalDetector:
