@@ -115,7 +115,8 @@ CMDI = RuleSet(
         ("php", (("(",), ("'", '"')), re.compile(rf"['\"]{_PHP_BREAKOUT}"), starting(("'", '"'), _PHP_BREAKOUT)),
         ("php", ((",",), ("base64,",)), re.compile(r"base64,\s*pd9w"), None),
         ("php", (("(",), ("'", '"'), _PHP_CALLS), Calls(
-            _PHP_CALLS, re.compile(rf"\s*['\"]\s*{_PATH}(?:{_STRONG}\b|{_WEAK})")), None),
+            _PHP_CALLS, re.compile(rf"\s*['\"]\s*{_PATH}(?:{_STRONG}\b|{_WEAK})")),
+         rf"\(\s*['\"]\s*{_PATH}{words(_PROGRAMS)}"),  # screen: the `(` and what `then` needs after it
         # the whole value is one unmistakable invocation: `ipconfig /all`, `netstat -an`, `whoami`, a listing
         # of an absolute path with options (`ls -l /etc/`; `ls -la ~/projects` in a ticket is not absolute),
         # a bare time probe (`sleep 5`; "sleep 8 hours" has words after the number)
