@@ -163,11 +163,12 @@ class LogOutput:
                     derived = security_events(record) if record.get("event.dataset") == "bastion.access" else ()
                 except Exception:  # pragma: no cover - a malformed record still gets its own line
                     derived = ()
-                unlogged = record.pop(UNLOGGED, False)
-                for rec in (record, *derived):
-                    if not (unlogged and rec is record):
-                        lines.append(self._line(rec))
-                    observed.append(rec)
+                if not record.pop(UNLOGGED, False):
+                    lines.append(self._line(record))
+                observed.append(record)
+                for event in derived:  # most records have none: no tuple built for them
+                    lines.append(self._line(event))
+                    observed.append(event)
                 if n % _YIELD_EVERY == 0:
                     time.sleep(0)  # let the event loop have the GIL: it must not wait a switch interval
         finally:  # whatever was prepared reaches the sinks and the metrics, even if something went wrong
