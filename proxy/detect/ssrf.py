@@ -32,8 +32,6 @@ _SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".nip.io", ".s
              ".localtest.me", ".lvh.me", ".svc.cluster.local")
 _IP_START = frozenset("0123456789[")
 _PART = re.compile(r"^(?:0x[0-9a-f]*|0[0-7]*|[1-9]\d*)$")
-_AUTHORITY_END = re.compile(r"[/?#]")  # precompiled: `re.split(pattern, ...)` looks its pattern up on every call
-_HOST_ENDS = (re.compile(r"[/?\\]"), re.compile(r"[/?#]"))  # parsers that do not stop at '#', or at '\\'
 
 
 def _number(part: str) -> int:
@@ -76,6 +74,17 @@ def _internal_ip(host: str) -> bool:
     return ip4 is not None and not ip4.is_global
 
 
+def _cut(text: str, stops: str) -> str:
+    """`text` up to the first of `stops`: what `re.split("[" + stops + "]", text, 1)[0]` gives, with a
+    `str.find` per stop (a character class costs `re` ~7 ns a character to scan)."""
+    end = len(text)
+    for stop in stops:
+        i = text.find(stop, 0, end)
+        if i != -1:
+            end = i
+    return text[:end]
+
+
 def _hosts(url: str) -> set[str]:
     """Every host a lenient parser could read from `url`: after any userinfo, with `\\` and `#` as stops or not."""
     if "//" in url[:40]:
@@ -84,13 +93,11 @@ def _hosts(url: str) -> set[str]:
         rests = [url, url.split(":", 1)[1]] if ":" in url else [url]
     candidates: set[str] = set()
     for rest in rests:
-        authority = _AUTHORITY_END.split(rest.replace("\\", "/"), maxsplit=1)[0]
-        candidates.add(authority.rsplit("@", 1)[-1])
+        candidates.add(_cut(rest.replace("\\", "/"), "/?#").rsplit("@", 1)[-1])
         if "\\" not in rest and "#" not in rest:
             continue  # the two readings below end where the one above did: nothing to add
-        for stops in _HOST_ENDS:
-            raw = stops.split(rest, maxsplit=1)[0]
-            candidates.add(raw.rsplit("@", 1)[-1].split("#", 1)[0])
+        for stops in ("/?\\", "/?#"):  # parsers that do not stop at '#', or at '\\'
+            candidates.add(_cut(rest, stops).rsplit("@", 1)[-1].split("#", 1)[0])
     hosts = set()
     for c in candidates:
         c = c.strip()
