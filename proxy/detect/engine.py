@@ -60,6 +60,24 @@ _PLAIN = re.compile(r"(?:[\w .,@+\-:/?!#]|(?<=\w)'(?=\w))*")  # an apostrophe in
 _PLAIN_CHARS = re.compile(r"[\w .,@+\-:/?!#]*")
 
 
+def _plain_with_apostrophes(value: str) -> bool:
+    """`_PLAIN.fullmatch(value)`, by runs of plain characters between apostrophes: each apostrophe must have
+    a word character (`\\w`: alphanumeric or `_`) on both sides. Prose with one quote costs a run, not
+    the alternation at every character before it."""
+    end = len(value)
+    pos = 0
+    while True:
+        pos = _PLAIN_CHARS.match(value, pos).end()  # type: ignore[union-attr]  # `*`: always matches
+        if pos == end:
+            return True
+        if value[pos] != "'" or not pos or pos + 1 == end:
+            return False
+        before, after = value[pos - 1], value[pos + 1]
+        if not ((before.isalnum() or before == "_") and (after.isalnum() or after == "_")):
+            return False
+        pos += 1
+
+
 _ALWAYS = PlainGate(prefixes=("",))
 Plan = tuple[tuple[Detector, PlainGate | None], ...]
 
@@ -148,7 +166,7 @@ class Engine:
             if not detectors or (raw in clean and not is_url):
                 continue
             value = normalise(raw) if not raw.isascii() or "\x00" in raw else raw.lower()
-            plain = (_PLAIN if "'" in value else _PLAIN_CHARS).fullmatch(value) is not None
+            plain = _plain_with_apostrophes(value) if "'" in value else _PLAIN_CHARS.fullmatch(value) is not None
             if plain and any_gate is not None and not is_url:
                 if not (value.startswith(prefixes) or (any_needle is not None and any_needle.search(value))
                         or (digit_start is not None and value[:1].isdigit() and digit_start.match(value))):

@@ -257,3 +257,12 @@ def test_ssrf_internal_ip_shortcut(host: str) -> None:
     if ":" not in host and host[:1] not in "0123456789[":
         # the shortcut's claim: such a host is no address in any spelling `_internal_ip` reads
         assert ssrf._ipv4_legacy(host.split("%", 1)[0]) is None
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from(["'", "a", "_", " ", ".", "é", "1", "-", "(", "\u0301", "ⅷ", "²", "it's", "'s"]),
+                max_size=12).map("".join))
+def test_plain_check_with_apostrophes_as_before(value: str) -> None:
+    from proxy.detect import engine
+
+    assert engine._plain_with_apostrophes(value) == (engine._PLAIN.fullmatch(value) is not None)
