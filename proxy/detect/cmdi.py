@@ -26,7 +26,7 @@ import re
 
 from proxy.detect.base import PlainGate, RuleSet
 from proxy.detect.prefilter import starting, words
-from proxy.detect.searchers import Anchored, Calls, Leftmost, Short
+from proxy.detect.searchers import Anchored, Calls, Leftmost, Short, word
 
 # Each alternative starts with a literal, so `re` skips in C to where a separator can be (an alternative that
 # starts with a class or an assertion makes it try every position). A back-quote counts after a word
@@ -101,9 +101,9 @@ CMDI = RuleSet(
         ("ifs", (("$",), ("ifs", "${")), re.compile(r"\$\{?ifs\b|\$\{[a-z_]+:\d+:\d+\}")),
         ("reverse-shell", (("/dev/tcp", "/dev/udp"),), re.compile(r"/dev/(?:tcp|udp)/")),
         ("reverse-shell", (("-",), ("nc ", "ncat", "netcat")),
-         re.compile(r"\b(?:nc|ncat|netcat)\s[^;|&\n]{0,60}?-[a-z]*e\s"), None),
+         Leftmost([word("nc"), word("ncat"), word("netcat")], r"\s[^;|&\n]{0,60}?-[a-z]*e\s"), None),
         ("reverse-shell", (("/bin/",), ("-e",)), re.compile(r"\s-e\s+/bin/\w*sh\b"), r"-e\s+/bin/\w*sh\b"),
-        ("reverse-shell", (("mkfifo",),), re.compile(r"\bmkfifo\b[^;|&\n]{0,40}/tmp/"), None),
+        ("reverse-shell", (("mkfifo",),), Leftmost([word("mkfifo")], r"\b[^;|&\n]{0,40}/tmp/"), None),
         ("interpreter", ((" -",), ("perl", "ruby", "php", "lua", "python", "sh ", "powershell")),
          re.compile(r"\b(?:perl|ruby|php|lua)\s+-[er]\s+['\"]|\bpython[23]?\s+-c\s+['\"]"
                     r"|\b(?:ba|z|k)?sh\s+-c\s+['\"]|\bpowershell(?:\.exe)?\s+-(?:c|e|enc|command|nop)\b"),

@@ -56,20 +56,30 @@ class Anchored:
 class Leftmost:
     """The leftmost match of `(?:h1|h2|...)rest`, as one search per head (`rest` compiled behind each),
     each only when its head occurs: a pattern that starts with one literal is found as fast as `str.find`,
-    where an alternation of heads makes `re` test a character class at every position (~7 ns a character).
-    Same start as the single pattern would give."""
+    where an alternation of heads makes `re` test a character class at every position (~7 ns a character),
+    and one that starts with `\\b` or `(?:^|...)` is tried in full at every position. Same start as the
+    single pattern would give. A word head keeps its `\\b` as a look-behind after it (`or(?<!\\wor)`, see
+    `word()`); `at_start=True` adds the `^` alternative, tried at position 0 only."""
 
-    def __init__(self, heads: Iterable[tuple[str, str]], rest: str) -> None:
+    def __init__(self, heads: Iterable[tuple[str, str]], rest: str, at_start: bool = False) -> None:
         self._patterns = [(literal, re.compile(source + rest)) for literal, source in heads]
+        self._start = re.compile(rest) if at_start else None
 
     def search(self, text: str) -> re.Match[str] | None:
-        best = None
+        best = self._start.match(text) if self._start is not None else None
+        if best is not None:
+            return best  # nothing starts before 0
         for literal, pattern in self._patterns:
             if literal in text:
                 m = pattern.search(text)
                 if m is not None and (best is None or m.start() < best.start()):
                     best = m
         return best
+
+
+def word(name: str) -> tuple[str, str]:
+    """A `Leftmost` head for `\\bname`: the literal, then the boundary as a look-behind over it."""
+    return name, rf"{re.escape(name)}(?<!\w{re.escape(name)})"
 
 
 class Literals:

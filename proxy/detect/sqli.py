@@ -22,7 +22,7 @@ import re
 
 from proxy.detect.base import PlainGate, RuleSet
 from proxy.detect.prefilter import starting
-from proxy.detect.searchers import Anchored, Calls, Literals, Tail
+from proxy.detect.searchers import Anchored, Calls, Leftmost, Literals, Tail, word
 
 _Q = r"['\"`]"
 _BOOL = r"(?:\bor\b|\band\b|\bxor\b|\|\||&&|\bhaving\b|\bwhere\b|\bwhen\b)"
@@ -59,6 +59,10 @@ _AFTER_BOOL = (
     rf"|{_NUM}\s*\)*\s*(?:{_CMP}|{_END}|$)|{_IDENT}\s*\)*\s*(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\("
     rf"|{_SELECT})"
 )
+# `_BOOL` as `Leftmost` heads (`\bor\b` -> `or(?<!\wor)\b`), and what the `sleep` rule wants after one
+_BOOL_HEADS = [(w, word(w)[1] + r"\b") for w in ("or", "and", "xor", "having", "where", "when")] + [
+    ("||", r"\|\|"), ("&&", "&&")]
+_SLEEP = r"\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"
 _COMMENT_END = r"(?:--[\s\-+]*\w{0,3}|#\s*\d*|/\*.{0,40}|;\s*(?:--|#).{0,20})\s*$"
 _BOOLS = ("or", "and", "xor", "||", "&&", "having", "where", "when")
 
@@ -176,11 +180,12 @@ SQLI = RuleSet(
         ("catalog", (("_", "@@", "objects", "file", "mysql.user", "analyse", "waitfor"), tuple(_CATALOG_WORDS)),
          _CATALOG, None),
         # `and sleep(5)`, and negated, which keeps the boolean true either way: `and !sleep(5)`, `or not sleep(5)`
-        ("sleep", (("(",), ("sleep",)),
-         re.compile(rf"(?:{_BOOL}|,|^)\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"), None),
+        # (searched per literal head: `(?:{_BOOL}|,|^)\s*...` would be tried at every position of the text)
+        ("sleep", (("(",), ("sleep",)), Leftmost(_BOOL_HEADS + [(",", ",")], _SLEEP, at_start=True), None),
         ("subselect", (("(",), ("select",)),
          re.compile(r"\(\s*select\s+(?:\(|case\b|top\b|\*|\d|null\b|concat|char|count|@@|[a-z_]\w*\s*\(|[\w.]+\s*(?:,|\bfrom\b))")),
-        ("case-when", (("=",), ("case",), ("when",)), re.compile(r"\bcase\s+when\s*\(*\s*\d+\s*=\s*\d+"), None),
+        ("case-when", (("=",), ("case",), ("when",)), Leftmost([word("case")], r"\s+when\s*\(*\s*\d+\s*=\s*\d+"),
+         None),
         ("if", (("(",), ("if", "elt")), Calls(("if", "elt", "iif"), re.compile(r"\s*\d+\s*=\s*\d+")),
          r"\(\s*\d+\s*=\s*\d"),
         ("char-chain", (("(",), ("char", "chr")),
@@ -190,7 +195,7 @@ SQLI = RuleSet(
         # `(|(` and `(&(` are not valid in the code languages a comment field quotes (`if (!(a = b))` is)
         ("ldap-filter", (("(|", "(&"),), re.compile(r"\(\s*[|&]\s*\(\s*[a-z][\w.-]{0,40}\s*[~<>]?=")),
         ("order-by", (("by",), ("order", "group")),
-         re.compile(rf"\b(?:order|group)\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{_END}|$)"), None),
+         Leftmost([word("order"), word("group")], rf"\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{_END}|$)"), None),
     ],
     _prepare,
     PlainGate(("union", "@@", " by ", "information_schema"), ("or ", "and ", "xor "),

@@ -266,3 +266,34 @@ def test_plain_check_with_apostrophes_as_before(value: str) -> None:
     from proxy.detect import engine
 
     assert engine._plain_with_apostrophes(value) == (engine._PLAIN.fullmatch(value) is not None)
+
+
+# the patterns that started with `\b` or `(?:^|...)` (tried in full at every position), as they were
+_WORD_HEADED = {
+    "sqli.sleep": rf"(?:{sqli._BOOL}|,|^)\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)",
+    "sqli.case-when": r"\bcase\s+when\s*\(*\s*\d+\s*=\s*\d+",
+    "sqli.order-by": rf"\b(?:order|group)\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{sqli._END}|$)",
+    "cmdi.reverse-shell#1": r"\b(?:nc|ncat|netcat)\s[^;|&\n]{0,60}?-[a-z]*e\s",
+    "cmdi.reverse-shell#3": r"\bmkfifo\b[^;|&\n]{0,40}/tmp/",
+}
+
+
+def _searcher(key: str) -> object:
+    rid, _, nth = key.partition("#")
+    rules = [o for o in RULE_SETS if rid.startswith(o.cls + ".")]
+    found = [s for r in rules for (i, _n, s), _screen in r.screens if i == rid]
+    return found[int(nth) if nth else 0]
+
+
+WORDISH = st.lists(st.sampled_from(["or", "and", "xor", "for", "||", "&&", ",", " ", "(", ")", "not ", "!", "sleep",
+                                    "pg_", "5", "12", "case", "when", "=", "order", "group", " by ", "--", "#", ";",
+                                    "nc", "ncat", "netcat", "-e", "-lvpe", "mkfifo", "/tmp/", "_", "é", "where"]),
+                   max_size=14).map("".join)
+
+
+@pytest.mark.parametrize("key", list(_WORD_HEADED))
+@settings(max_examples=500, deadline=None)
+@given(text=WORDISH)
+def test_word_headed_rules_as_before(key: str, text: str) -> None:
+    searcher = _searcher(key)
+    assert _start(searcher.search(text)) == _start(re.compile(_WORD_HEADED[key]).search(text))  # type: ignore[attr-defined]
