@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -98,26 +98,23 @@ class ForwardedPolicy:
                 hops.extend(_strip_port(h.strip()) for h in value.split(",") if h.strip())
         return hops
 
-    def upstream_headers(
-        self, peer: str, origin: Origin, incoming: CIMultiDictProxy[str], out: CIMultiDict[str]
-    ) -> None:
-        """Set the forwarded headers on `out` (which has had every client copy removed already)."""
+    def upstream_fields(self, peer: str, origin: Origin, incoming: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
+        """The forwarded fields for the upstream request, whose client copies were all removed already:
+        appended as pairs, so the request's header multidict is built in one call."""
         if origin.trusted_peer:
-            for name in ROUTE_REWRITE:
-                for value in incoming.getall(name, ()):
-                    out.add(name, value)
+            out = [(name, value) for name in ROUTE_REWRITE for value in incoming.getall(name, ())]
             xff = ", ".join(incoming.getall("X-Forwarded-For", ()))
-            out["X-Forwarded-For"] = f"{xff}, {peer}" if xff else peer
             fwd = ", ".join(incoming.getall("Forwarded", ()))
             element = _forwarded_element(peer, origin)
-            out["Forwarded"] = f"{fwd}, {element}" if fwd else element
+            out.append(("X-Forwarded-For", f"{xff}, {peer}" if xff else peer))
+            out.append(("Forwarded", f"{fwd}, {element}" if fwd else element))
         else:
-            out["X-Forwarded-For"] = peer
-            out["Forwarded"] = _forwarded_element(peer, origin)
-        out["X-Forwarded-Proto"] = origin.scheme
+            out = [("X-Forwarded-For", peer), ("Forwarded", _forwarded_element(peer, origin))]
+        out.append(("X-Forwarded-Proto", origin.scheme))
         if origin.host:
-            out["X-Forwarded-Host"] = origin.host
-        out["X-Real-IP"] = origin.client_ip
+            out.append(("X-Forwarded-Host", origin.host))
+        out.append(("X-Real-IP", origin.client_ip))
+        return out
 
 
 def _strip_port(hop: str) -> str:

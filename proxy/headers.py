@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 # SECURITY: RFC 9110 §7.6.1 hop-by-hop fields, plus the obsolete ones proxies still see.
 HOP_BY_HOP = frozenset(
@@ -30,7 +30,13 @@ def connection_named(headers: CIMultiDictProxy[str]) -> frozenset[str]:
 
 
 def end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
-    """The (name, value) pairs `copy_end_to_end` keeps, for callers that fill a multidict they own."""
+    """The (name, value) pairs without hop-by-hop fields, `Connection`-named fields and the `drop` set
+    (lower-case, and a superset of HOP_BY_HOP when given: callers precompute `HOP_BY_HOP | their
+    names` once). A list, so callers add their own fields and build a multidict in one call.
+
+    SECURITY: `X_User_Id` is dropped like `X-User-Id`: some upstream frameworks (WSGI/CGI environ,
+    nginx with underscores_in_headers) read both as the same header (oauth2-proxy CVE-2025-64484).
+    """
     skip = drop or HOP_BY_HOP
     if "Connection" in headers:
         skip = skip | connection_named(headers)
@@ -39,14 +45,3 @@ def end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset(
         for k, v in headers.items()
         if (lk := k.lower()) not in skip and not ("_" in lk and lk.replace("_", "-") in skip)
     ]
-
-
-def copy_end_to_end(headers: CIMultiDictProxy[str], drop: frozenset[str] = frozenset()) -> CIMultiDict[str]:
-    """A copy without hop-by-hop fields, `Connection`-named fields and the `drop` set (lower-case,
-    and a superset of HOP_BY_HOP when given: callers precompute `HOP_BY_HOP | their names` once).
-
-    SECURITY: `X_User_Id` is dropped like `X-User-Id`: some upstream frameworks (WSGI/CGI environ,
-    nginx with underscores_in_headers) read both as the same header (oauth2-proxy CVE-2025-64484).
-    """
-    # one list comprehension and one constructor call: measurably cheaper than repeated .add()
-    return CIMultiDict(end_to_end(headers, drop))

@@ -27,7 +27,7 @@ from proxy.context import RequestContext
 from proxy.decision import Denial, Reason, Reply
 from proxy.forwarded import SPOOFABLE, ForwardedPolicy
 from proxy.forwarder import Forwarder
-from proxy.headers import HOP_BY_HOP, copy_end_to_end, end_to_end
+from proxy.headers import HOP_BY_HOP, end_to_end
 from proxy.logs import REQUEST_SCOPE, UNLOGGED, LogOutput, access_record, cap
 from proxy.pipeline import Pipeline
 from proxy.requestid import request_id_from
@@ -272,13 +272,15 @@ class ProxyHandler:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _upstream_headers(self, request: BaseRequest, ctx: RequestContext, origin: Any, peer: str) -> CIMultiDict[str]:
-        out = copy_end_to_end(request.headers, self.drop)
-        self.policy.upstream_headers(peer, origin, request.headers, out)
-        out[self.rid_header] = ctx.request_id
-        self.tracer.apply(ctx, out)
-        if ctx.upstream_headers:
-            out.update(ctx.upstream_headers)
-        return out
+        """Every field Bastion sets was removed from the client's copy (`self.drop`), so they are
+        appended, and the multidict is built once (the forwarder hands it to aiohttp as it is)."""
+        fields = end_to_end(request.headers, self.drop)
+        fields += self.policy.upstream_fields(peer, origin, request.headers)
+        fields.append((self.rid_header, ctx.request_id))
+        self.tracer.fields(ctx, fields)
+        if ctx.upstream_headers:  # identity headers of the checks: names in `pipeline.strips`, so dropped too
+            fields.extend(ctx.upstream_headers.items())
+        return CIMultiDict(fields)
 
     async def _forward(
         self, request: BaseRequest, ctx: RequestContext, up_headers: CIMultiDict[str], state: _Outcome

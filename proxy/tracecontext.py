@@ -51,8 +51,6 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from multidict import CIMultiDict
-
 from proxy.config import Tracing
 from proxy.context import RequestContext
 
@@ -250,10 +248,12 @@ class Tracer:
             if ctx.tracestate is None and any(s.strip(" \t,") for s in states):
                 log["bastion.trace_invalid"] = TRACESTATE
 
-    def apply(self, ctx: RequestContext, out: CIMultiDict[str]) -> None:
-        """Bastion's `traceparent` (and the caller's valid `tracestate`) on the upstream request."""
-        if not ctx.trace_id:
-            return
-        out[TRACEPARENT] = f"00-{ctx.trace_id}-{ctx.span_id}-{ctx.trace_flags}"
-        if ctx.tracestate is not None:
-            out[TRACESTATE] = ctx.tracestate
+    @staticmethod
+    def fields(ctx: RequestContext, out: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Bastion's `traceparent` (and the caller's valid `tracestate`) for the upstream request,
+        appended to its field list (the client's copies were removed: `strips`)."""
+        if ctx.trace_id:
+            out.append((TRACEPARENT, f"00-{ctx.trace_id}-{ctx.span_id}-{ctx.trace_flags}"))
+            if ctx.tracestate is not None:
+                out.append((TRACESTATE, ctx.tracestate))
+        return out

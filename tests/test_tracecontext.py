@@ -162,10 +162,8 @@ def _ctx(*headers: tuple[str, str]) -> RequestContext:
 
 
 def _upstream(tracer: Tracer, ctx: RequestContext) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
     tracer.begin(ctx)
-    tracer.apply(ctx, out)
-    return out
+    return CIMultiDict(tracer.fields(ctx, []))
 
 
 @pytest.mark.parametrize(
