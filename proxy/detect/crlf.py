@@ -31,12 +31,27 @@ _BODY = re.compile(
 _ENCODED_CHARS = "\u010a\u010b\u010c\u010d\u560a\u560d"
 
 
-def _decode(value: str) -> str:
-    def repl(m: re.Match[str]) -> str:
-        token = m.group(0).lower()
-        return "\n" if token.endswith("a") or token in ("\u560a", "\u010a") else "\r"
+def _repl(m: re.Match[str]) -> str:
+    token = m.group(0).lower()
+    return "\n" if token.endswith("a") or token in ("\u560a", "\u010a") else "\r"
 
-    return _ENCODED.sub(repl, value)
+
+# `_ENCODED` without its two character classes, for values that have none of `_ENCODED_CHARS`: it starts with
+# the literal `%`, which `re` finds fast, where `_ENCODED` is tried at every position (~30 ns a character)
+_PERCENT_ENCODED = re.compile(r"%(?:(?:25)*0a|(?:25)*0d|u000a|u000d)", re.IGNORECASE)
+
+
+def _decode(value: str) -> str:
+    if value.isascii() or not _has_encoded(value):
+        return _PERCENT_ENCODED.sub(_repl, value)
+    return _ENCODED.sub(_repl, value)
+
+
+def _has_encoded(raw: str) -> bool:
+    for c in _ENCODED_CHARS:
+        if c in raw:
+            return True
+    return False
 
 
 def _may_decode(raw: str) -> bool:
@@ -44,11 +59,7 @@ def _may_decode(raw: str) -> bool:
     has no first-character skip (IGNORECASE, classes), so `sub` is tried at every position of the value."""
     if "%" in raw and ("%0" in raw or "%2" in raw or "%u" in raw or "%U" in raw):
         return True
-    if not raw.isascii():
-        for c in _ENCODED_CHARS:
-            if c in raw:
-                return True
-    return False
+    return not raw.isascii() and _has_encoded(raw)
 
 
 class CrlfDetector:

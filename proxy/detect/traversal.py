@@ -84,7 +84,8 @@ def _prepare(value: str) -> str:
     for _ in range(3):
         if "%" not in text and "\udcc0" not in text and "\udcc1" not in text:
             break
-        text = _OVERLONG.sub(lambda m: "." if m.group(0) in _DOTS else "/", text)
+        if "%c" in text or "%e" in text or "%u" in text or "\udcc0" in text or "\udcc1" in text:
+            text = _OVERLONG.sub(lambda m: "." if m.group(0) in _DOTS else "/", text)  # else it has none
         decoded = unquote(text, errors="surrogateescape")
         if decoded == text:
             break
