@@ -118,7 +118,7 @@ class PlainGate:
         self.needles = needles
         self.prefixes = prefixes
         self.digit_start = digit_start
-        self.any_needle = re.compile("|".join(map(re.escape, needles))) if needles else None
+        self.any_needle = re.compile(words(needles)) if needles else None  # a trie: fewer branches per try
 
     def hit(self, value: str) -> bool:
         if value.startswith(self.prefixes):

@@ -297,3 +297,10 @@ WORDISH = st.lists(st.sampled_from(["or", "and", "xor", "for", "||", "&&", ",", 
 def test_word_headed_rules_as_before(key: str, text: str) -> None:
     searcher = _searcher(key)
     assert _start(searcher.search(text)) == _start(re.compile(_WORD_HEADED[key]).search(text))  # type: ignore[attr-defined]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text("abn_.-\x00/", min_size=1, max_size=5), min_size=1, max_size=8),
+       st.text("abn_.-\x00/ ", max_size=20))
+def test_words_finds_what_any_of_them_finds(items: list[str], text: str) -> None:
+    assert (re.search(prefilter.words(items), text) is not None) == any(w in text for w in items)
