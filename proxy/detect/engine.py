@@ -176,7 +176,8 @@ class Engine:
                         clean.add(raw)
                     continue
             hit = None
-            prime(value)  # one joined screen for every detector's rules, see prefilter.py
+            if not plain:  # one joined screen for every detector's rules (prefilter.py); a plain value runs
+                prime(value)  # one or two gated detectors, for which their own screens cost less
             for detector, gate in detectors:
                 if plain and (gate is None or not gate.hit(value)):
                     continue

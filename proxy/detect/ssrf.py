@@ -88,7 +88,11 @@ def _cut(text: str, stops: str) -> str:
 def _hosts(url: str) -> set[str]:
     """Every host a lenient parser could read from `url`: after any userinfo, with `\\` and `#` as stops or not."""
     if "//" in url[:40]:
-        rests = [url.split("//", 1)[1]]
+        rest = url.split("//", 1)[1]
+        if "\\" not in rest and "#" not in rest:  # the usual URL: one reading, taken apart as below
+            host = _host(_cut(rest, "/?#").rsplit("@", 1)[-1])
+            return {host} if host else set()
+        rests = [rest]
     else:  # `127.0.0.1:8080/x` or `localhost:80`: the "scheme" may be the host
         rests = [url, url.split(":", 1)[1]] if ":" in url else [url]
     candidates: set[str] = set()
@@ -98,14 +102,15 @@ def _hosts(url: str) -> set[str]:
             continue  # the two readings below end where the one above did: nothing to add
         for stops in ("/?\\", "/?#"):  # parsers that do not stop at '#', or at '\\'
             candidates.add(_cut(rest, stops).rsplit("@", 1)[-1].split("#", 1)[0])
-    hosts = set()
-    for c in candidates:
-        c = c.strip()
-        if c.startswith("["):
-            hosts.add(c.split("]", 1)[0] + "]")
-        else:
-            hosts.add(c.rsplit(":", 1)[0] if c.count(":") == 1 else c)
-    return {h.rstrip(".") for h in hosts if h.rstrip(".")}
+    return {host for host in map(_host, candidates) if host}
+
+
+def _host(candidate: str) -> str:
+    """The host of one authority reading: `[v6]` kept with its brackets, a single `:port` dropped."""
+    c = candidate.strip()
+    if c.startswith("["):
+        return (c.split("]", 1)[0] + "]").rstrip(".")
+    return (c.rsplit(":", 1)[0] if c.count(":") == 1 else c).rstrip(".")
 
 
 def _internal_name(host: str) -> bool:
