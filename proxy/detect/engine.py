@@ -186,7 +186,7 @@ class Engine:
                     break
             else:
                 # never plain (a backslash is not plain): the hex-escaped form is a second text, see base.py
-                decoded = escapes_decoded(value) if not plain else None
+                decoded = escapes_decoded(value) if not plain and "\\x" in value else None
                 if decoded is not None:
                     prime(decoded)
                     for detector, _gate in detectors:
