@@ -12,7 +12,7 @@ whole pass-through cost (callgrind, benchmarks/instructions.py). So `_UpstreamRe
 multidict as it is and never adds aiohttp's default `Accept`/`Accept-Encoding`/`User-Agent`: a
 transparent proxy sends what the client sent. tests/test_proxy.py checks the upstream gets exactly
 the client's fields, duplicates and order kept. These are private aiohttp hooks: aiohttp is pinned
-to 3.14.x, and the tests below run against real sockets.
+to 3.14.x, and tests/test_proxy.py and tests/test_forwarder.py run them against real sockets.
 
 `_exchange` does what `ClientSession._request` does for one request, minus what a reverse proxy
 never uses: redirects, cookies, auth, proxies, client middlewares, trace configs, netrc, the
