@@ -32,6 +32,15 @@ from proxy.units import Duration, Size, parse_duration
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+# Fields Bastion sets on every upstream request (forwarded.py, tracecontext.py) or that frame it:
+# never a claim header. The request-id header is checked across sections (Config.cross_checks).
+_BASTION_FIELDS = frozenset(
+    {
+        "host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip",
+        "traceparent", "tracestate", "content-length", "transfer-encoding", "connection", "te", "upgrade",
+        "expect", "cookie", "authorization",
+    }
+)  # fmt: skip
 
 
 def _cidr(value: Any) -> IPNetwork:
@@ -279,6 +288,10 @@ class Auth(Model):
         for header in v.values():
             if not _HEADER_NAME.fullmatch(header):
                 raise ValueError(f"invalid header name {header!r}")
+            # SECURITY: Bastion appends its own value of these; a claim under the same name would be a
+            # second copy, and upstreams that read the first and the last would disagree
+            if header.lower().replace("_", "-") in _BASTION_FIELDS:
+                raise ValueError(f"{header!r} is a field Bastion sets itself")
         return v
 
     @model_validator(mode="after")
@@ -452,6 +465,12 @@ class Config(Model):
     def cross_checks(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Rules that span sections, each with the key path to blame (pydantic would say "top level")."""
         problems: list[tuple[tuple[str | int, ...], str]] = []
+        rid = self.request_id.header.lower()
+        for claim, header in self.auth.forward_claims.items():
+            if header.lower() == rid:
+                problems.append(
+                    (("auth", "forward_claims", claim), f"{header!r} is the request-id header Bastion sets itself")
+                )
         if self.listen.port and self.listen.port == self.admin.port:
             problems.append(
                 (("admin", "port"), "must differ from listen.port: the admin API is never on the proxied port")

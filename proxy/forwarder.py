@@ -119,7 +119,8 @@ class Forwarder:
         return self._session
 
     def url(self, target: str) -> URL:
-        return _url(self.base, target)
+        # SECURITY: only short targets are cached, so long ones cannot pin memory (4096 × 8 KiB)
+        return _url(self.base, target) if len(target) <= _URL_CACHE_KEY_MAX else URL(self.base + target, encoded=True)
 
     async def send(
         self,
@@ -155,13 +156,17 @@ class Forwarder:
         tm = TimeoutHandle(loop, timeout.total, ceil_threshold=timeout.ceil_threshold)
         handle = tm.start()
         timer = tm.timer()
+        resp: aiohttp.ClientResponse | None = None
         try:
             with timer:
                 while True:
                     req = _UpstreamRequest(
                         method, url, headers=headers, data=body, loop=loop, timer=timer, session=session
                     )
-                    conn = await connector.connect(req, traces=[], timeout=timeout)  # errors here: never retried
+                    try:  # errors here are never retried
+                        conn = await connector.connect(req, traces=[], timeout=timeout)
+                    except TimeoutError as exc:  # named as aiohttp names it: a connect, not a total timeout
+                        raise aiohttp.ConnectionTimeoutError(f"connection timeout to {url.host}") from exc
                     assert conn.protocol is not None
                     conn.protocol.set_response_params(
                         timer=timer,
@@ -202,6 +207,8 @@ class Forwarder:
             tm.close()
             if handle is not None:
                 handle.cancel()
+            if resp is not None:  # failed after the answer started: its connection goes, not back to the pool
+                resp.close()
             if isinstance(exc, OSError) and not isinstance(exc, (aiohttp.ClientError, TimeoutError)):
                 raise aiohttp.ClientOSError(*exc.args) from exc
             raise
@@ -240,6 +247,9 @@ class Forwarder:
 
     async def reachable(self) -> bool:
         return await upstream_reachable(self.cfg)
+
+
+_URL_CACHE_KEY_MAX = 256
 
 
 @lru_cache(maxsize=4096)  # most traffic repeats a small set of targets; yarl parsing is not free

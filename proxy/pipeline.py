@@ -15,7 +15,8 @@ a coroutine otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from multidict import CIMultiDict
@@ -39,7 +40,7 @@ _MAX_PLANS = 4096
 
 
 class Pipeline:
-    __slots__ = ("checks", "request_checks", "response_hooks", "strips", "head", "tail", "_plans")
+    __slots__ = ("checks", "request_checks", "response_hooks", "strips", "head", "tail", "_plans", "_no_rule_plan")
 
     def __init__(self, checks: Iterable[Check]) -> None:
         self.checks = tuple(checks)
@@ -57,17 +58,25 @@ class Pipeline:
         split = max((i + 1 for i, c in enumerate(self.request_checks) if getattr(c, "decides_rule", False)), default=0)
         self.head = self.request_checks[:split]
         self.tail = self.request_checks[split:]
-        # keyed by the rule object itself (a strong reference, so an id is never reused under it)
-        self._plans: dict[Any, tuple[Check, ...]] = {}
+        # id(rule) -> (weak reference to the rule, plan): a reload's old rules are freed, and the weak
+        # reference tells a reused id from the rule it was cached for
+        self._plans: dict[int, tuple[Callable[[], Any], tuple[Check, ...]]] = {}
+        self._no_rule_plan = self._compute(None)
+
+    def _compute(self, rule: Any) -> tuple[Check, ...]:
+        return tuple(c for c in self.tail if (applies := getattr(c, "applies", None)) is None or applies(rule))
 
     def plan(self, rule: Any) -> tuple[Check, ...]:
         """The tail checks that apply under `rule` (None: no rule set, or no rule decided)."""
-        plan = self._plans.get(rule)
-        if plan is None:
-            plan = tuple(c for c in self.tail if (applies := getattr(c, "applies", None)) is None or applies(rule))
-            if len(self._plans) >= _MAX_PLANS:  # rule sets replaced by reloads leave their rules here
-                self._plans.clear()
-            self._plans[rule] = plan
+        if rule is None:
+            return self._no_rule_plan
+        found = self._plans.get(id(rule))
+        if found is not None and found[0]() is rule:
+            return found[1]
+        plan = self._compute(rule)
+        if len(self._plans) >= _MAX_PLANS:  # entries of freed rules linger until then
+            self._plans.clear()
+        self._plans[id(rule)] = (weakref.ref(rule), plan)
         return plan
 
     async def run(self, ctx: RequestContext) -> None:

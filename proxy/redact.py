@@ -111,8 +111,8 @@ class Redactor:
         self.max_field = max_field
         self._name_cache: dict[str, bool] = {}
         # user agents and paths repeat across requests, and a real user agent always holds spaces,
-        # which send it through the shape search: its answer is kept (bounded; starts over when full)
-        self._text_cache: dict[str, str] = {}
+        # which send it through the shape search: strings found clean are remembered (bounded)
+        self._text_cache: dict[str, None] = {}
 
     def secret_name(self, name: str) -> bool:
         hit = self._name_cache.get(name)
@@ -132,11 +132,13 @@ class Redactor:
         if len(value) > _CACHED_TEXT:
             return self._text(value)
         cache = self._text_cache
-        out = cache.get(value)
-        if out is None:
+        if value in cache:
+            return value
+        out = self._text(value)
+        if out == value:  # SECURITY: only strings with nothing to redact are kept (no token stays in memory)
             if len(cache) >= _TEXT_CACHE_MAX:
                 cache.clear()
-            out = cache[value] = self._text(value)
+            cache[value] = None
         return out
 
     def _text(self, value: str) -> str:

@@ -57,6 +57,16 @@ BAD = [
         ["c.yaml:2: admin.port: must differ from listen.port"],
         id="admin-on-proxy-port",
     ),
+    pytest.param(
+        "auth:\n  forward_claims: {sub: X-Real-IP}\n",
+        ["c.yaml:2: auth.forward_claims: 'X-Real-IP' is a field Bastion sets itself"],
+        id="claim-on-a-forwarded-field",
+    ),
+    pytest.param(
+        "auth:\n  forward_claims:\n    sub: X-User-Id\n    tid: X-Request-ID\n",
+        ["c.yaml:4: auth.forward_claims.tid: 'X-Request-ID' is the request-id header"],
+        id="claim-on-the-request-id",
+    ),
 ]
 
 

@@ -150,3 +150,33 @@ async def test_an_upstream_that_refuses_is_502_with_no_internals(start_bastion: 
         assert r.status == 502
         doc = orjson.loads(await r.read())
     assert str(port) not in orjson.dumps(doc).decode()
+
+
+async def test_a_connect_that_hangs_is_a_504_named_as_a_connect_timeout(start_bastion: StartBastion) -> None:
+    import socket
+
+    # a listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    await asyncio.sleep(0.1)
+    try:
+        cfg = make_config(
+            f"http://127.0.0.1:{port}", upstream={"url": f"http://127.0.0.1:{port}", "connect_timeout": "0.3s"}
+        )
+        proxy = await start_bastion(cfg)
+        async with aiohttp.ClientSession() as s, s.get(proxy.url + "/") as r:
+            assert r.status == 504
+        [rec] = await proxy.access(1)
+        assert rec["bastion.detail"] == "ConnectionTimeoutError"  # not a total or read timeout
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()

@@ -84,18 +84,44 @@ async def test_the_plan_is_asked_once_per_rule_and_the_cache_is_bounded(monkeypa
     class Counting:
         name = "counting"
 
-        def applies(self, rule: Rule) -> bool:
-            asked.append(rule.id)
+        def applies(self, rule: Rule | None) -> bool:
+            asked.append(rule.id if rule is not None else "(none)")
             return True
 
         async def __call__(self, ctx: RequestContext) -> None:
             return None
 
     pipe = Pipeline([Counting()])
+    assert asked == ["(none)"]  # the plan without a rule is made once, up front
     rules = [Rule(f"r{i}") for i in range(4)]
     for rule in (*rules[:3], *rules[:3]):
         pipe.plan(rule)
-    assert asked == ["r0", "r1", "r2"]  # cached after the first ask
+    pipe.plan(None)
+    assert asked == ["(none)", "r0", "r1", "r2"]  # cached after the first ask
     pipe.plan(rules[3])  # the fourth starts the cache over
     pipe.plan(rules[0])
-    assert asked == ["r0", "r1", "r2", "r3", "r0"]
+    assert asked == ["(none)", "r0", "r1", "r2", "r3", "r0"]
+
+
+def test_plans_do_not_keep_the_rules_of_a_replaced_rule_set_alive() -> None:
+    import gc
+    import weakref
+
+    class Applies:
+        name = "applies"
+
+        def applies(self, rule: object) -> bool:
+            return True
+
+        async def __call__(self, ctx: RequestContext) -> None:
+            return None
+
+    pipe = Pipeline([Applies()])
+    old = Rule("old")
+    pipe.plan(old)
+    gone = weakref.ref(old)
+    del old
+    gc.collect()
+    assert gone() is None
+    fresh = Rule("fresh")  # may reuse the freed rule's id: it must get a plan of its own
+    assert pipe.plan(fresh) == pipe.tail

@@ -152,8 +152,10 @@ def _extras_ok(rule: Rule, req: RequestLike, facts: _Facts) -> bool:
 
 
 # (method, path) answers kept per Matcher; past it the cache starts over (a scan of random paths
-# costs one dict clear per 8192 requests, and memory stays bounded)
+# costs one dict clear per 8192 requests). SECURITY: only short keys are kept, so a client sending
+# 8 KiB paths (or 16 KiB preflight methods) cannot pin more than ~2 MB per process.
 _CACHE_MAX = 8192
+_CACHE_KEY_MAX = 256
 
 
 class Matcher:
@@ -192,9 +194,10 @@ class Matcher:
 
     def match(self, req: RequestLike, *, explain: bool = False) -> Match:
         cache = self._cache
-        if cache is None or explain:
+        method, path = req.method, req.path
+        if cache is None or explain or len(path) + len(method) > _CACHE_KEY_MAX:
             return self._match(req, explain)
-        key = (req.method, req.path)
+        key = (method, path)
         found = cache.get(key)
         if found is None:
             if len(cache) >= _CACHE_MAX:

@@ -91,6 +91,7 @@ class Rule:
     """One compiled rule. Identity is object identity: the matcher may hold it under several patterns."""
 
     __slots__ = (
+        "__weakref__",  # per-rule caches of other layers (the pipeline's plans) must not keep a rule alive
         "id",
         "file",
         "line",

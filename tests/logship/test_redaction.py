@@ -214,3 +214,13 @@ async def test_end_to_end_no_secret_reaches_a_line(upstream: EchoUpstream) -> No
     # a forged record would be a line of its own, parsed into a dict with a `forged` key
     assert all("forged" not in rec for rec in stream.lines)
     assert any(rec.get("url.query", "").startswith("a=%0d%0a") for rec in stream.lines)
+
+
+def test_repeated_strings_are_redacted_every_time_and_only_clean_ones_are_remembered() -> None:
+    r = Redactor()
+    ua = f"curl/8.5 (Bearer {JWT})"
+    clean = "Mozilla/5.0 (X11; Linux x86_64) Firefox/131.0"
+    for _ in range(3):  # the second and third answers come from the cache for the clean one only
+        assert JWT not in r.text(ua) and tag(JWT) in r.text(ua)
+        assert r.text(clean) == clean
+    assert clean in r._text_cache and ua not in r._text_cache  # no token kept in memory past its record

@@ -260,6 +260,8 @@ def test_a_rule_set_without_host_header_or_address_conditions_caches_by_method_a
     assert [m.rule.id if m.rule else None for m in first] == ["item", "items-any", "items-any", None]
     assert all(a is b for a, b in zip(first, again, strict=True))  # the cached Match object itself
     assert policy.match(Probe("GET", "/items/1"), explain=True).losers  # explain is never served from the cache
+    long = Probe("GET", "/items/" + "a" * 300)  # long keys are never kept: a client cannot pin memory with them
+    assert policy.match(long).rule is not None and policy.match(long) is not policy.match(long)
 
 
 def test_a_rule_set_with_a_host_condition_is_not_cached(compile_yaml: CompileYaml) -> None:
