@@ -11,6 +11,16 @@ then name a program. So we match separator + program, where the program list is 
 Plus shapes that need no separator: shellshock `() { :;};`, `${IFS}`, reverse-shell flags, interpreter
 one-liners (`perl -e`, `python -c`), PHP `system('...')`, `<?php`, `{${...}}`, `$_GET[`.
 
+Shell expansion, the way scanners probe without naming a known program (commix's default,
+`;echo TAG$((54+42))$(echo TAG)TAG`): command substitution `$(...)` and back-quotes are separators, after
+a separator `echo` counts with a word glued to a `$` expansion (`echo TAG$((`), a substitution that prints a
+bare word is the tag itself (`$(echo TAG)`), and arithmetic expansion of two constants glued to a word
+(`TAG$((54+42))`) is commix's canary. jQuery's `$(document)`, `$('#id')` and a shell lesson's `echo $((2+3))`
+have none of these shapes. Also a variable assigned and then
+run as the command (`CMD=$'whoami';$CMD`), a server-side include (`<!--#exec cmd=`), fuzzdb's `^` and `<`
+in front of a command (weaker: the program must end the command or take a shell argument), and `+` for a
+blank after a separator (a URL-form payload as the JSON text it was in a query string).
+
 A line break is a separator only in short values (at most 3 lines and 256 characters): free text
 with a fenced code block legitimately has `\ncurl ...`; an injection that relies on the line break alone
 and pads the value past that is not caught (one using `;`, `|`, `&` or `$(` still is).
@@ -52,11 +62,14 @@ _WEAK = (
     r"(?:cat|more|less|head|tail|type|tac|nl|strings)\s+(?:-\w+\s+)*(?:[~.]{0,2}/|[a-z]:[\\/]|\$|[\w.-]+\."
     r"(?:php|txt|ini|conf|config|log|py|sh|env|xml|json|ya?ml|cfg|bak|sql|pem|key|htaccess|htpasswd)\b)"
     r"|ping\s+(?:-[a-z]+\s*\d*\s+)*(?:-[a-z]|\d{1,3}\.|[\w-]+\.[a-z]{2,}|localhost)"
-    r"|sleep\s+\d+|echo\s+(?:[\"'$]|\w+\s*(?:[>|;&]|$))|exit\b\s*(?:\d|$|;)|set\s*(?:$|[|&;])"
+    r"|sleep\s+\d+|echo\s+(?:[\"'$]|\w+(?:\$|\s*(?:[>|;&]|$)))|exit\b\s*(?:\d|$|;)|set\s*(?:$|[|&;])"
     r"|net\s+(?:user|localgroup|view|share|use|start|stop|group|accounts|session)\b"
     r"|reg\s+(?:add|query|delete|save|export)\b|netsh\s+\w+|route\s+(?:print|add|-n)"
     r"|find\s+[/.][^;|&]*-(?:name|exec|perm)|rm\s+-[rf]+|kill\s+-?\d|touch\s+/|cp\s+/|mv\s+/"
     r"|timeout\s+/t\b"
+    # `last` (logins) is a word too: only glued to its separator, where prose puts a blank (`&&last`), not
+    # after `;` or `|` (`first;last;email` is a CSV header, `(first|last)` an alternation), and ending a command
+    r"|(?<![ \t+;|])last(?=\s*$|\s*[\n;&`])"
 )
 
 _SEPS = (";", "|", "&", "$(", "`")
@@ -64,18 +77,58 @@ _NLS = ("\n", "\r", "\\n", "\\r", "%0a")
 _PHP_CALLS = ("system", "exec", "shell_exec", "passthru", "popen", "proc_open", "pcntl_exec", "eval", "assert")
 _PHP = ("<?", "{${", "${@", "$_", "phpinfo", *_PHP_CALLS)
 _PHP_BREAKOUT = r"\s*[;.]\s*(?:exit|die|md5|phpinfo|system|eval|print_r|var_dump|passthru|shell_exec|assert|sleep)\s*\("
-_AFTER_STRONG = rf"\s*(?:\{{\s*)?{_PATH}{_STRONG}(?=$|[\s;|&`)'\"<>#\\$]|\n)"
-_AFTER_WEAK = rf"\s*{_PATH}(?:{_WEAK})"
+# blanks after a separator: also `+`, a space once the upstream URL-decodes the value (`|+dir+c:\` sent as
+# the JSON text it was in a query string; `%0a` is a separator for the same reason)
+_BLANKS = r"[\s+]*"
+_AFTER_STRONG = rf"{_BLANKS}(?:\{{\s*)?{_PATH}{_STRONG}(?=$|[\s+;|&`)'\"<>#\\$]|\n)"
+_AFTER_WEAK = rf"{_BLANKS}{_PATH}(?:{_WEAK})"
 # the separators' screen: a program of either list, by its name alone, as a trie (prefilter.words)
 _PROGRAMS = (
     "whoami uname ifconfig ipconfig netstat nslookup wget curl nc ncat netcat cmd.exe systeminfo sysinfo tasklist "
     "taskkill certutil bitsadmin mshta rundll32 wmic regsvr32 telnet nmap chmod chown useradd crontab base64 xxd "
     "passwd sudo ls pwd dir env hostname ps killall pkill tftp socat phpinfo getent lsof printenv net.exe "
     "id perl python php ruby lua node bash sh zsh ksh csh dash powershell pwsh cmd cat more less head tail type tac "
-    "nl strings ping sleep echo exit set net reg netsh route find rm kill touch cp mv timeout"
+    "nl strings ping sleep echo exit set net reg netsh route find rm kill touch cp mv timeout last"
 ).split()
-_AFTER_EITHER = rf"\s*(?:\{{\s*)?{_PATH}{words(_PROGRAMS)}"
-_AFTER_NL = rf"\s*(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s;|&`)'\"<>#\\$])|{_WEAK})"
+_AFTER_EITHER = rf"{_BLANKS}(?:\{{\s*)?{_PATH}{words(_PROGRAMS)}"
+_AFTER_NL = rf"{_BLANKS}(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s+;|&`)'\"<>#\\$])|{_WEAK})"
+
+
+# `^` (cmd.exe's escape, the Bourne shell's old pipe) and `<` (a redirection) in front of a command, as fuzzdb's
+# templates put them: weaker than the separators above (regular expressions start with `^`, HTML with `<`), so
+# a strong program must end its command (`;`, a line break) or take a shell argument (`-x`, `/path`, an
+# address), not just end the value (`^env` is a regular expression);
+# `dir`, `id` and `set` are left out (`<dir>` is an HTML element, `<id|token>` and `<set|get>` are placeholders
+# in usage text, `seen << id` is Ruby)
+_LOOSE_HEADS = (r"\^", "<")
+_STRONG_ARGS = r"(?=[;&\n\r`]|\\[nr]|%0[ad]|[\s+]+(?:-\w|/|\d+\.))"
+_AFTER_LOOSE = rf"{_BLANKS}{_PATH}(?!(?:dir|id|set)\b)(?:{_STRONG}{_STRONG_ARGS}|{_WEAK})"
+_QUOTE = r"(?:['\"`]\s*)?"
+_END = r"\s*(?:['\"`]\s*)?$"
+_ARITH = r"\(\(\s*\d+\s*[-+*/%]\s*\d+\s*\)\)"
+_VAR_SEPS = (";", "&&", "||")
+_VAR_HEADS = (";", "&&", r"\|\|")
+_VAR_TAIL = r"\s*\$\{?[a-z_]\w*\}?\s*(?:$|[;|&\n`)])"
+_ASSIGN = re.compile(r"(?<![\w$])([a-z_]\w*)=")
+_VAR_USE = re.compile("(?:" + "|".join(_VAR_HEADS) + r")\s*\$\{?([a-z_]\w*)\}?\s*(?=$|[;|&\n`)])")
+
+
+class _VariableCommand:
+    """`CMD=$'whoami';$CMD`, `a=id;${a}`: after a separator, a variable expansion is the whole command (the
+    value or the command ends there), and the same value assigns that variable before, the shell's way
+    (`name=`, no `$` or word character in front: PHP's `$a = &$b;` and JavaScript's `x || $el;` assign
+    nothing so). The assignments are read once, in one pass, only when such a use is there."""
+
+    def search(self, text: str) -> re.Match[str] | None:
+        assigned: dict[str, int] | None = None
+        for m in _VAR_USE.finditer(text):
+            if assigned is None:
+                assigned = {}
+                for a in _ASSIGN.finditer(text):
+                    assigned.setdefault(a.group(1), a.start())
+            if assigned.get(m.group(1), len(text)) < m.start():
+                return m
+        return None
 
 
 def _heads(heads: tuple[str, ...], tail: str) -> str:
@@ -88,7 +141,7 @@ CMDI = RuleSet(
     "cmdi",
     # (the class pre-filter: one of these; the commonest in benign text first, so most fields pass at once)
     (("/", "-", "(", ";", "\n", "&", "`", "<", "%", "|", "$", "\\", "\r", "config", "sleep ", "net ", "dir ", "whoami",
-      "netstat", "sysinfo", "uname", "tasklist", "reg ", "netsh"),),
+      "netstat", "sysinfo", "uname", "tasklist", "reg ", "netsh", "^"),),
     [
         # (one screen for both: a separator, then a program of either list; prefilter.py joins it once)
         ("separator-strong", (_SEPS,), re.compile(_SEP + _AFTER_STRONG), _heads(_SEP_HEADS, _AFTER_EITHER)),
@@ -97,6 +150,18 @@ CMDI = RuleSet(
         # `curl ...`: only short values (<= 3 lines, <= 256 characters) count it, see the module docstring
         # (no screen: prose has line breaks everywhere, and `Short` already drops long values)
         ("newline", (("\n", "\r", "\\", "%"),), Short(Leftmost(_NL_LITERALS, _AFTER_NL)), None),
+        ("loose-separator", (("^", "<"),), re.compile(_heads(_LOOSE_HEADS, _AFTER_LOOSE)),
+         _heads(_LOOSE_HEADS, _AFTER_EITHER)),
+        # commix's canary and its kind: arithmetic expansion of constants glued to a word, `TAG$((54+42))TAG`
+        # (the attacker looks for the sum next to the tag in the response); a shell lesson's `echo $((2+3))`
+        # or `i=$((i+1))` is not glued to a word or has a variable
+        ("arith", (("$((",),), re.compile(rf"\$(?<=\w\$){_ARITH}|\${_ARITH}(?=[\w$`])")),
+        # a variable assigned in the value and then run as the command: `CMD=$'whoami';$CMD`
+        ("variable", (("$",), _VAR_SEPS), _VariableCommand(), _heads(_VAR_HEADS, _VAR_TAIL)),
+        # command substitution that prints a bare word: the tag a scanner looks for in the response (`$(echo TAG)`)
+        ("substitution", (("$(",), ("echo",)), re.compile(r"\$\(\s*echo\s+\w+\)")),
+        # server-side include: `<!--#exec cmd="ls"-->`
+        ("ssi", (("<!--#",),), re.compile(r"<!--#\s*exec\s+(?:cmd|cgi)\s*=")),
         ("shellshock", (("()",),), re.compile(r"\(\)\s*\{\s*:?\s*;?\s*\}\s*;")),
         ("ifs", (("$",), ("ifs", "${")), re.compile(r"\$\{?ifs\b|\$\{[a-z_]+:\d+:\d+\}")),
         ("reverse-shell", (("/dev/tcp", "/dev/udp"),), re.compile(r"/dev/(?:tcp|udp)/")),
@@ -121,10 +186,11 @@ CMDI = RuleSet(
         # of an absolute path with options (`ls -l /etc/`; `ls -la ~/projects` in a ticket is not absolute),
         # a bare time probe (`sleep 5`; "sleep 8 hours" has words after the number)
         # matched at the start only (`search` would fail at each position), the shared `^\s*` once
+        # (also in quotes, `'uname -n -s'`, and with `+` for blanks around `dir`, see `_BLANKS`)
         ("bare", (), Short(Anchored(re.compile(
-            r"\s*(?:(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
-            r"(?:\s+[-/]\w+)*\s*$|(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
-            r"|dir\s+[a-z]:\\|ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*\s*$|sleep\s+\d+\s*$)")), max_len=160)),
+            rf"[\s+]*{_QUOTE}(?:(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
+            rf"(?:\s+[-/]\w+)*{_END}|(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
+            rf"|dir[\s+]+[a-z]:\\|ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*{_END}|sleep\s+\d+{_END})")), max_len=160)),
     ],
     plain=PlainGate(("nc ", "ncat", "netcat", "/dev/", "-e /bin/", "mkfifo", "powershell", "python", "perl", "ruby"),
                     ("whoami", "ipconfig", "ifconfig", "netstat", "systeminfo", "sysinfo", "uname", "tasklist", "net ",

@@ -3,14 +3,17 @@
 Text says "../shared/photos" and Markdown links to `../guide.md`; an attack climbs further or aims at a
 file: two or more `../` steps, one step into a system location (`../etc/`, `..\\windows\\`), a value that
 *starts* by climbing, an absolute path to a well-known sensitive file (`/etc/passwd`, `c:\\boot.ini`,
-`/proc/self/environ`), a PHP/stream wrapper (`php://filter`, `file:///`, `expect://`), or a NUL byte
-that truncates an extension.
+`/proc/self/environ`, a web server's logs, a shell's `.bashrc` or `.bash_history`), a value that is
+nothing but an absolute path into `/etc/` or `/boot/`, a PHP/stream wrapper (`php://filter`, `file:///`,
+`expect://`), or a NUL byte that truncates an extension.
 
 The encodings scanners use are undone first, up to three times: percent escapes (`%2e%2e%2f`,
-`%252e`), overlong UTF-8 (`%c0%ae` is `.`, `%c0%af` and `%c1%9c` are `/` and `\\` for old decoders),
-IIS `%u002e`, full-width dots (NFKC, done by the engine), and `\\` as `/`. Hand-written: no library
-knows which of these an upstream might still honour; undoing them all is cheap and has no false
-positives of its own.
+`%252e`), overlong UTF-8 (`%c0%ae` is `.`, `%c0%af` and `%c1%9c` are `/` and `\\` for old decoders, and
+dotdotpwn's lone lead byte `%c0%2f`), IIS `%u002e`, full-width dots (NFKC, done by the engine), C hex
+literals (`..0x2f`), and `\\` as `/`. A run of U+FFFD is read as `/`: it is what is left of overlong
+bytes that a client or proxy decoded with replacement (`..%c0%af` URL-decoded once into a JSON text).
+Hand-written: no library knows which of these an upstream might still honour; undoing them all is cheap
+and has no false positives of its own.
 """
 
 from __future__ import annotations
@@ -23,21 +26,29 @@ from proxy.detect.fields import Field
 from proxy.detect.prefilter import Rule, Rules
 from proxy.detect.searchers import Anchored, Hit
 
-_NEEDLES = ("/", "..", "%", "\\", "\x00", "\udcc0", "\udcc1", "\uff0e")
+_NEEDLES = ("/", "..", "%", "\\", "\x00", "\udcc0", "\udcc1", "\uff0e", "\ufffd")
 _OVERLONG = re.compile(r"%c0%ae|%e0%80%ae|%u002e|%uff0e|%c0%af|%c1%9c|%c1%1c|%c0%5c|%u2215|%u2216|%u002f|%u005c"
-                       "|\udcc0\udcae|\udcc0\udcaf|\udcc1\udc9c|\udcc1\udc1c")
-_DOTS = {"%c0%ae", "%e0%80%ae", "%u002e", "%uff0e", "\udcc0\udcae"}
+                       r"|%c0%2e|%c0%2f"  # dotdotpwn's: a lone overlong lead byte in front of the ASCII character
+                       "|\udcc0\udcae|\udcc0\udcaf|\udcc1\udc9c|\udcc1\udc1c|\udcc0[./]")
+_DOTS = {"%c0%ae", "%e0%80%ae", "%u002e", "%uff0e", "\udcc0\udcae", "%c0%2e", "\udcc0."}
+# `..0x2f..0x2fetc0x2fpasswd` (dotdotpwn): the characters spelled as C hex literals, for a decoder that reads them
+_HEX_WORD = re.compile(r"0x(?:2e|2f|5c)")
+# U+FFFD where a client or proxy decoded an overlong `.` or `/` (`%c0%ae`, `%c0%af`) with replacement: the
+# bytes are gone, but only a traversal probe puts them between `..` and a file name; read as a separator
+_REPLACED = re.compile("\ufffd+")
 _SENSITIVE = (
     r"(?:etc/(?:passwd|shadow|group|hosts|services|issue|motd|fstab|sudoers|crontab|hostname|resolv\.conf|master\.passwd"
     r"|gshadow|security/|ssh/|mysql/|apache2?/|nginx/|httpd/|php\d?/|profile|bashrc|environment|network/|init\.d/"
     r"|os-release|lsb-release|redhat-release|my\.cnf|aliases|exports|inittab|ld\.so)"
     r"|proc/(?:self|\d+)/|var/(?:log|www|lib/mysql|mail|spool|run)/|windows/|winnt/|boot\.ini|win\.ini|inetpub/"
     r"|system32/|root/|home/[^/\s]+/\.|usr/local/(?:apache|etc)|xampp/|wamp/|program files"
-    r"|\.ssh/|\.env\b|\.git/|\.htpasswd|\.htaccess|web\.config|wp-config\.php)"
+    r"|\.ssh/|\.env\b|\.git/|\.htpasswd|\.htaccess|web\.config|wp-config\.php"
+    # a web server's logs (log poisoning) and a shell's start-up and history files (`.bashrc`, `.bash_history`)
+    r"|apache2?/logs?/|\.(?:ba|z|k|c|tc)?shrc\b|\.(?:(?:ba|z|k)?sh_)?(?:history|profile|login|logout)\b)"
 )
 _TARGETS = ("etc/", "proc/", "var/", "windows", "winnt", "boot.ini", "win.ini", "inetpub", "system32", "root/",
             "home/", "usr/local", "xampp", "wamp", "program files", ".ssh", ".env", ".git", ".htpasswd", ".htaccess",
-            "web.config", "wp-config")
+            "web.config", "wp-config", "apache", "shrc", "history", "profile", "login", "logout")
 _WRAPPERS = frozenset({"php", "zip", "phar", "expect", "glob", "data", "compress.zlib", "compress.bzip2", "jar",
                        "netdoc", "file"})
 _RULES: list[Rule] = [
@@ -52,6 +63,10 @@ _RULES: list[Rule] = [
     # starts with the literal `/` (which `re` finds in C): the look-behind over that slash and the character
     # before it refuses other places, and a slash at the very start has no such pair
     ("absolute", (("/",),), re.compile(rf"/(?<![^ \t\n\"'=:;|&(<>,`]/)/*{_SENSITIVE}")),
+    # the whole value is an absolute path into the system's configuration (`/etc/apt/sources.list`,
+    # `/boot/grub/grub.conf`): a path-valued field aimed there. In a sentence ("settings live in
+    # /etc/myapp/app.yaml, ...") only the well-known files above count.
+    ("system-path", (("etc/", "boot/"),), Anchored(re.compile(r"\s*/+(?:etc|boot)/+[\w.-]\S*\s*$"))),
 ]
 
 
@@ -81,6 +96,10 @@ _NUL = re.compile(r"[\w/.]\x00")
 
 def _prepare(value: str) -> str:
     text = value
+    if "0x" in text:
+        text = _HEX_WORD.sub(lambda m: "." if m.group(0) == "0x2e" else "/", text)
+    if not text.isascii() and "\ufffd" in text:
+        text = _REPLACED.sub("/", text)
     for _ in range(3):
         if "%" not in text and "\udcc0" not in text and "\udcc1" not in text:
             break

@@ -121,6 +121,50 @@ GENERALISED = [
      "cmdi.bare"),
 ]
 
+# Shapes generalised from the fresh set's misses (2026-11-23, after its one clean measurement): commix's
+# probes, fuzzdb's command templates, dotdotpwn's spellings. Same form as GENERALISED.
+FRESH_GENERALISED = [
+    # commix: `echo` with a word glued to a `$` expansion after a separator, `$(echo TAG)`, and the canary
+    ("cmdi", ";echo MPCSBG$((54+42))$(echo MPCSBG)MPCSBG", "cmdi.separator-weak"),
+    ("cmdi", " echo TDJHRY$((30+41))$(echo TDJHRY)TDJHRY'", "cmdi.arith"),
+    ("cmdi", "echo TAG$((1+2))`echo TAG`TAG", "cmdi.arith"), ("cmdi", "|echo ABC$HOME", "cmdi.separator-weak"),
+    ("cmdi", "x$(echo ok)", "cmdi.substitution"), ("cmdi", "$( echo MPCSBG)MPCSBG", "cmdi.substitution"),
+    # arithmetic expansion of constants glued to a word
+    ("cmdi", "abc$((54+42))", "cmdi.arith"), ("cmdi", "$((7*6))xyz", "cmdi.arith"),
+    ("cmdi", "TAG$(( 3 - 1 ))$HOME", "cmdi.arith"),
+    # a variable assigned and run as the command
+    ("cmdi", "CMD=$'whoami';$CMD", "cmdi.variable"), ("cmdi", "&&CMD=$\\'ls -la /home\\';$CMD", "cmdi.variable"),
+    ("cmdi", 'FAIL||CMD=$"pwd";$CMD', "cmdi.variable"), ("cmdi", "a=id; ${a}", "cmdi.variable"),
+    ("cmdi", "x=uname||$x", "cmdi.variable"),
+    ("cmdi", '<!--#exec cmd="ls -la /tmp"-->', "cmdi.ssi"),
+    ("cmdi", "'uname -n -s'", "cmdi.bare"), ("cmdi", '"ls -la /tmp"', "cmdi.bare"),
+    # `+` for a blank, as a URL-form payload arrives in a JSON body
+    ("cmdi", "+|+Dir+c:\\", "cmdi.separator-strong"), ("cmdi", "\n+dir+c:\\", "cmdi.newline"),
+    ("cmdi", "+dir+c:\\+|", "cmdi.bare"), ("cmdi", "$&&dir+c:%2f", "cmdi.separator-strong"),
+    # dotdotpwn: hex-literal separators, a lone overlong lead byte, overlongs replaced by U+FFFD
+    ("lfi", "..0x2f..0x2fetc0x2fpasswd", "lfi.multi-up"), ("lfi", "..0x5cboot.ini", "lfi.up-sensitive"),
+    ("lfi", "..%c0%2f..%c0%2fetc%c0%2fissue", "lfi.multi-up"), ("lfi", "..\udcc0/etc\udcc0/passwd", "lfi.up-sensitive"),
+    ("lfi", "..\ufffd/..\ufffd/boot.ini", "lfi.multi-up"),
+    ("lfi", "\ufffd\ufffd\ufffd\ufffd/etc/hosts", "lfi.absolute"),
+    ("lfi", "..\ufffd\ufffd..\ufffd\ufffd..\ufffd\ufffdwindows/win.ini", "lfi.multi-up"),
+    # JHADDIX: web-server logs, shell start-up and history files, a whole value that is a path into /etc or /boot
+    ("lfi", "/apache2/logs/access_log", "lfi.absolute"), ("lfi", "c:\\apache\\logs\\error.log", "lfi.absolute"),
+    ("lfi", "/.bash_history", "lfi.absolute"), ("lfi", "/.cshrc", "lfi.absolute"),
+    ("lfi", "../.zshrc", "lfi.up-sensitive"), ("lfi", "/etc/apt/sources.list", "lfi.system-path"),
+    ("lfi", " /boot/grub/grub.conf", "lfi.system-path"), ("lfi", "//etc/nsswitch.conf", "lfi.system-path"),
+    # fuzzdb's `^` and `<` in front of a command, and `last` glued to its separator
+    ("cmdi", "^ping 127.0.0.1", "cmdi.loose-separator"), ("cmdi", "<ls -la /tmp", "cmdi.loose-separator"),
+    ("cmdi", "<whoami;", "cmdi.loose-separator"), ("cmdi", "<pwd\\n", "cmdi.loose-separator"),
+    ("cmdi", "^pwd;", "cmdi.loose-separator"), ("cmdi", "&&last&&", "cmdi.separator-weak"),
+    ("cmdi", "&last", "cmdi.separator-weak"), ("cmdi", "\\nlast", "cmdi.newline"),
+]
+
+
+@pytest.mark.parametrize(("cls", "value", "rid"),
+                         [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in FRESH_GENERALISED])
+def test_fresh_shapes_are_detected(cls: str, value: str, rid: str) -> None:
+    assert [h.detector_id for h in Engine([cls]).scan(json_fields({"q": value}))] == [rid]
+
 
 @pytest.mark.parametrize(("cls", "value", "rid"),
                          [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in GENERALISED])
@@ -135,6 +179,28 @@ NEAR_MISSES = [
     "if (!(key in cache)) { load(key); }", "(a|b)&(c|d)", "x = (flags & (MASK | BIT))",
     "ls -la ~/projects | grep api", "ls -l", "ls the files in /tmp first", "tools /usr/local/bin",
     "C:\\xdata\\notes.txt", "b'\\x00\\x01' is two bytes", "printf '\\x41\\x42'", "usr/bin/python3 is missing",
+    # near misses of FRESH_GENERALISED: jQuery, shell lessons in Markdown, prose with "echo", arithmetic, paths
+    "$(document).ready(function () { $('#save').on('click', save); });",
+    '$("#menu").toggle(); $(this).hide(); $(\'.item\').each(function (i) { $(this).text(i + 1); });',
+    "if (cached || $el) { $el.show(); }", "var $el=$('#x');x=y||$el;",
+    "$(window).on('resize', () => $('#nav').toggleClass('open'));", "jQuery: $( '#id' ), $.ajax({url: u})",
+    "function f(&$x) { $y = &$x; return $y; }", "x=$((x+1))",
+    "To add numbers in bash:\n\n```sh\necho $((2 + 3))\ni=$((i+1))\nfor f in *.txt; do echo \"$f\"; done\n```\n"
+    "That prints 5.",
+    "```bash\nVERSION=1.2\necho \"building $VERSION\"\nmake build\n```\nand then deploy.",
+    "Can you echo this back to me? I'll echo it twice; echo is fine.", "The echo chamber (echo, echo)",
+    "Price: $5 (or $((5)) with tax?) and 2*(3+4) = 14", "Budget: $(12+3) per seat; $100 total",
+    "Copy C:\\Users\\anna\\report.docx to D:\\backup\\ (the dir is shared)", "Is it D:\\a+b.txt or a+b?",
+    "C++|Rust|Go", "grades A+|B+|C", "hex 0x2f is a slash and 0x5c a backslash", "see 0x2e0x2e for dots",
+    "caf\ufffd au lait \ufffd\ufffd menu/drinks", "the <!-- comment --> and <!--#include virtual=\"/f.html\" -->",
+    "Settings live in /etc/myapp/app.yaml, see the docs.", "add the alias to ~/.bashrc and reload",
+    "/.well-known/security.txt", "uploads/my.profile.jpg", "history/profile page", "apache/logs are rotated",
+    "^ping$", "^ls -", "<dir>x</dir>", "<head><title>t</title></head>", "<id>42</id>", "x^2 + y^2",
+    "first; last", "first;last;email", "Items: pen; last one", "<ps>note</ps>", "[^1]: see ^env",
+    # what the first versions of these rules fired on in real text (docs, jQuery, Makefiles, shell scripts)
+    "npm token revoke <id|token>", "config <set|get> <key>", "seen_ids << id\nend", "(first|last)", "x|last)",
+    '@case "`echo x $$MAKEFLAGS | sed \'s/^x //\'`" in', ":r! (echo this; echo that)",
+    "cat <<-EOF\n\t\t$commit_message\nEOF\ncommit_message=x", 'sed -i "s|$oldname|$newname|" f; newname=1',
 ]
 
 

@@ -25,17 +25,17 @@ import proxy.detect  # noqa: F401  (builds every detector and seals the joined s
 from proxy.detect import crlf, prefilter, sqli, ssrf, xss
 from proxy.detect.base import entity_decoded, normalise
 from proxy.detect.searchers import Calls, Hit
-from tests.detect.test_detect_classes import ATTACKS, BENIGN, GENERALISED, NEAR_MISSES
+from tests.detect.test_detect_classes import ATTACKS, BENIGN, FRESH_GENERALISED, GENERALISED, NEAR_MISSES
 
 CORPUS = Path(__file__).resolve().parents[2] / "benchmarks" / "corpus"
 RULE_SETS = [o for o in gc.get_objects() if isinstance(o, prefilter.Rules)]
 
 
 def _texts() -> list[str]:
-    lines = [line for p in sorted((CORPUS / "attacks").glob("*.txt"))
+    lines = [line for folder in ("attacks", "attacks-fresh") for p in sorted((CORPUS / folder).glob("*.txt"))
              for line in p.read_text(encoding="utf-8").split("\n") if line]
     values = lines + [urllib.parse.unquote(line) for line in lines] + [v for _, v in ATTACKS] + BENIGN
-    values += [v for _, v, _ in GENERALISED] + NEAR_MISSES
+    values += [v for _, v, _ in GENERALISED + FRESH_GENERALISED] + NEAR_MISSES
     rnd = random.Random(5)
     mixes = [rnd.choice(BENIGN) + " " + rnd.choice(values) + " " + rnd.choice(BENIGN) for _ in range(2000)]
     texts = [normalise(v) for v in values + mixes]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,3 +43,21 @@ def test_long_repetitive_input_stays_linear(unit: str) -> None:
     start = time.perf_counter()
     ENGINE.scan(json_fields({"url": value, "text": value}))
     assert time.perf_counter() - start < 0.5  # a backtracking pattern would take seconds here
+
+
+# adversarial repetitions for the patterns added for the fresh set's shapes (cmdi arith, variable, `+` blanks,
+# echo's followers, quoted bare commands; lfi's hex literals, lone overlong lead bytes, U+FFFD runs)
+ADVERSARIAL = [
+    "a$((1+", "$((1+1))", "$((1+1)", "$(( 1 +", ";$a", "$a=1;$a;", "a=", "|echo a", "echo a$", "; + + +", "++++",
+    "|+", ";'", "'uname -n", "'ls -la /", "\n+dir+", "<!--#exec ", "0x2f", "..0x5c", "\ufffd", "..\ufffd",
+    "%c0%2f", "..%c0", "\udcc0/", "..\udcc0.", "^ ", "<+", "^+ls", "<l", "/etc/a",
+]
+
+
+@pytest.mark.parametrize("unit", ADVERSARIAL)
+def test_new_patterns_stay_linear(unit: str) -> None:
+    for value in ((unit * (20_000 // len(unit)))[:20_000], "x" + unit * (20_000 // len(unit)) + "=;$x"):
+        start = time.perf_counter()
+        ENGINE.scan(json_fields({"url": value, "text": value}))
+        ENGINE.scan(query_fields("q=" + value[:4000]))
+        assert time.perf_counter() - start < 0.5, unit
