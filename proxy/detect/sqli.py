@@ -49,21 +49,23 @@ _STRONG_FUNCS = (
 )
 _COMMENT = re.compile(r"/\*!\d*|/\*.{0,200}?\*/|\*/")
 _QUOTES = ("'", '"', "`")
-# Screens (prefilter.py) say `[\s)]*` for `\s*\)*\s*` and drop a leading `\b`: supersets, and several times
+# Screens (prefilter.py) say `[\s)]*` for `\s*(?:\)+\s*)?` and drop a leading `\b`: supersets, and several times
 # cheaper for `re` to rule out at each quote of a text
 _BOOL_SCREEN = r"[\s)]*(?:or\b|and\b|xor\b|\|\||&&|having\b|where\b|when\b)"
 # after the quote and the boolean: an operator, a comment, or a last quote (`' or '' '`: adjacent literals
 # that the application's closing quote completes); or a function call, or a whole sub-select (`' or select *`)
 _AFTER_BOOL = (
-    rf"\s*(?:not\s+|!\s*)?\(*\s*(?:{_STR}\s*\)*\s*(?:{_CMP}|[-+*/%^&|]|{_END}|{_Q}\s*$)"
-    rf"|{_NUM}\s*\)*\s*(?:{_CMP}|{_END}|$)|{_IDENT}\s*\)*\s*(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\("
+    rf"\s*(?:not\s+|!\s*)?\(*\s*(?:{_STR}\s*(?:\)+\s*)?(?:{_CMP}|[-+*/%^&|]|{_END}|{_Q}\s*$)"
+    rf"|{_NUM}\s*(?:\)+\s*)?(?:{_CMP}|{_END}|$)|{_IDENT}\s*(?:\)+\s*)?(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\("
     rf"|{_SELECT})"
 )
 # `_BOOL` as `Leftmost` heads (`\bor\b` -> `or(?<!\wor)\b`), and what the `sleep` rule wants after one
 _BOOL_HEADS = [(w, word(w)[1] + r"\b") for w in ("or", "and", "xor", "having", "where", "when")] + [
     ("||", r"\|\|"), ("&&", "&&")]
 _SLEEP = r"\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"
-_COMMENT_END = r"(?:--[\s\-+]*\w{0,3}|#\s*\d*|/\*.{0,40}|;\s*(?:--|#).{0,20})\s*$"
+# (each alternative ends in its own `\s*$`, blanks never matched by two adjacent `\s*`: linear, see the
+# properties test with runs of blanks)
+_COMMENT_END = r"(?:--[\s\-+]*(?:\w{1,3}\s*)?|#\s*(?:\d+\s*)?|/\*.{0,40}\s*|;\s*(?:--|#).{0,20}\s*)$"
 _BOOLS = ("or", "and", "xor", "||", "&&", "having", "where", "when")
 
 
@@ -77,7 +79,7 @@ def _prepare(value: str) -> str:
 
 _BC_OPERATOR = re.compile(r"[=<>!]+")
 _BC_EQUALITY = frozenset({"=", "==", "<>", "!=", "<=>"})
-_BC_BEFORE = re.compile(rf"(?:^|[\s()'\"`]){_BOOL}\s*\(*\s*(?:-?\d+|{_STR})\s*\)*\s*$")
+_BC_BEFORE = re.compile(rf"(?:^|[\s()'\"`]){_BOOL}\s*\(*\s*(?:-?\d+|{_STR})\s*(?:\)+\s*)?$")
 # `_around` wants a literal (a digit or a quote) right before the comparison, blanks and `)` aside: a
 # comparison with any other character in front is passed over without slicing the text. An equality run
 # starts with `=`, `<` or `!`; three patterns that each start with that literal (found by `re` as fast as
@@ -158,19 +160,19 @@ SQLI = RuleSet(
         # ' or 'x'='x   admin' and 1=1--   ') or ('x')=('x   ' or ascii(substr(...   1' and 'a'='a
         # after the literal: an operator, a comment, or a last quote (`' or '' '`: adjacent literals that the
         # application's closing quote completes); or a function call, or a whole sub-select (`' or select *`)
-        ("quote-bool", (_QUOTES, _BOOLS), re.compile(rf"{_Q}\s*\)*\s*{_BOOL}{_AFTER_BOOL}"),
+        ("quote-bool", (_QUOTES, _BOOLS), re.compile(rf"{_Q}\s*(?:\)+\s*)?{_BOOL}{_AFTER_BOOL}"),
          starting(_QUOTES, _BOOL_SCREEN + _AFTER_BOOL)),
         # admin'--   admin' #   ' /*   1' -- -   (the comment swallows the rest of the query)
         ("comment-end", (_QUOTES, ("--", "#", "/*", ";")),
-         Tail(re.compile(rf"{_Q}\s*\)*\s*{_COMMENT_END}")), starting(_QUOTES, rf"[\s)]*{_COMMENT_END}")),
+         Tail(re.compile(rf"{_Q}\s*(?:\)+\s*)?{_COMMENT_END}")), starting(_QUOTES, rf"[\s)]*{_COMMENT_END}")),
         ("union", (("union",), ("select",)), _Union(), None),
-        ("stacked", ((";",),), re.compile(rf";\s*\)*\s*{_STATEMENT}"), rf";[\s)]*{_STATEMENT}"),
+        ("stacked", ((";",),), re.compile(rf";\s*(?:\)+\s*)?{_STATEMENT}"), rf";[\s)]*{_STATEMENT}"),
         # 1 or 1=1   1) and 8137=8137   where 8930=5865   or 'a'='a   (boolean with a literal comparison)
         ("bool-compare", (("=", "like"), _BOOLS), _BoolCompare(), None),
         # (no needles: the anchored pattern fails at the first character for almost every value, sooner than
         # the eight `in` checks of the boolean words it contains anyway)
         ("numeric-bool", (),
-         Anchored(re.compile(rf"\s*-?\d+\s*\)*\s*{_BOOL}\s+!?\s*(?:{_NUM}|[a-z_]\w*\()\s*\)*\s*(?:{_CMP}|{_END}|$)"))),
+         Anchored(re.compile(rf"\s*-?\d+\s*(?:\)+\s*)?{_BOOL}\s+!?\s*(?:{_NUM}|[a-z_]\w*\()\s*(?:\)+\s*)?(?:{_CMP}|{_END}|$)"))),
         ("bare-bool", (), Anchored(re.compile(rf"\s*(?:or|and|xor|\|\||&&)\s+{_NUM}\s*(?:{_CMP}|{_END}|$)"))),
         ("function", (("(",),), Calls(_STRONG_FUNCS), None),
         ("function", (("(",), ("exp", "floor", "convert")),

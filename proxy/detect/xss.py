@@ -25,7 +25,7 @@ from proxy.detect.prefilter import Rules, starting
 from proxy.detect.searchers import Hit, Literals
 
 _TAG = re.compile(
-    r"<\s*/?\s*(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer|ilayer|bgsound|xml"
+    r"<\s*(?:/\s*)?(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer|ilayer|bgsound|xml"
     r"|vmlframe)(?=[\s/>\x0b\x0c]|$)"
 )
 _ON = re.compile(r"on[a-z]{3,40}\s*=")
@@ -90,9 +90,10 @@ _CSS_WORDS = {
     "behavior": re.compile(r"behavior\s*:\s*url"), "@import": re.compile(r"@import\b[^;]{0,80}javascript"),
 }
 _CSS = Literals(_CSS_WORDS)
-_QUOTE_SINK = (r"\s*[;)}\]+,-]\s*[;)}\]]*\s*(?:(?:alert|prompt|confirm|eval|settimeout|setinterval|fetch|import)\s*[(`]"
+_QUOTE_SINK = (r"\s*[;)}\]+,-]\s*(?:[;)}\]]+\s*)?"
+               r"(?:(?:alert|prompt|confirm|eval|settimeout|setinterval|fetch|import)\s*[(`]"
                r"|document\.(?:cookie|domain|write|location)|window\.location|location\s*=)")
-_CLOSE_SINK = r"\s*;?\s*(?:alert|prompt|confirm|eval)\s*[(`]"
+_CLOSE_SINK = r"\s*(?:;\s*)?(?:alert|prompt|confirm|eval)\s*[(`]"
 _SINK = re.compile(rf"[\"'`]{_QUOTE_SINK}|^\s*[)}}\]]+{_CLOSE_SINK}")
 
 

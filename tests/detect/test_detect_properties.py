@@ -61,3 +61,18 @@ def test_new_patterns_stay_linear(unit: str) -> None:
         ENGINE.scan(json_fields({"url": value, "text": value}))
         ENGINE.scan(query_fields("q=" + value[:4000]))
         assert time.perf_counter() - start < 0.5, unit
+
+
+PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\n", "+"])
+def test_a_run_of_blanks_after_punctuation_stays_linear(blank: str) -> None:
+    # `<` and 20,000 spaces took seconds (`<\s*/?\s*` in the XSS tag pattern tried every split of the run), and
+    # so did `)`, `]`, `}` (`\s*;?\s*` after a closer) and a quote and a closer (`\s*[;)}\]]*\s*`)
+    heads = list(PUNCTUATION) + [q + c for q in "'\"`" for c in PUNCTUATION]
+    for head in heads:
+        for value in (head + blank * 20_000, head + blank * 20_000 + "x", head + (blank + "/") * 10_000):
+            start = time.perf_counter()
+            ENGINE.scan(json_fields({"url": value, "text": value}))
+            assert time.perf_counter() - start < 0.5, (head, blank)
