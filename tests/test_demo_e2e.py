@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
@@ -151,3 +152,30 @@ async def test_task_bodies_are_validated_by_the_sidecar(demo: Demo) -> None:
         async with s.post(demo.proxy.url + "/tasks", data="title=x", headers=auth) as r:
             assert r.status == 415
         assert len(demo.seen) == before  # neither reached the upstream
+
+
+@pytest.mark.parametrize(
+    "method, path, body, cls",
+    [
+        ("POST", "/tasks", {"title": ";echo MPCSBG$((54+42))$(echo MPCSBG)MPCSBG"}, "cmdi"),  # commix's probe
+        ("POST", "/tasks", {"title": "x", "notes": "' OR 1=1 UNION SELECT password FROM users--"}, "sqli"),
+        ("POST", "/tasks", {"title": "<img src=x onerror=alert(document.cookie)>"}, "xss"),
+        ("GET", "/tasks?q=..%2F..%2F..%2Fetc%2Fpasswd", None, "lfi"),
+    ],
+)
+async def test_the_demo_routes_block_attacks_before_the_upstream(
+    demo: Demo, method: str, path: str, body: dict[str, str] | None, cls: str
+) -> None:
+    async with aiohttp.ClientSession() as s:
+        auth = bearer((await demo.login(s, "alice"))["access_token"])
+        before = len(demo.seen)
+        async with s.request(method, demo.proxy.url + path, json=body, headers=auth) as r:
+            assert r.status == 403
+            doc = await r.json(content_type="application/problem+json")
+        assert doc["attack-class"] == cls  # the class is named, the payload is not
+        assert "MPCSBG" not in orjson.dumps(doc).decode() and "passwd" not in orjson.dumps(doc).decode()
+        assert len(demo.seen) == before  # the upstream never saw it
+        # prose that talks about SQL and shells is no attack
+        text = {"title": "select the union of drop-table tennis fans", "notes": "run `ls -la` then echo the plan"}
+        async with s.post(demo.proxy.url + "/tasks", json=text, headers=auth) as r:
+            assert r.status == 201

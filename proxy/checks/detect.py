@@ -67,7 +67,12 @@ class Detect:
             ctx.log["bastion.detections_total"] = len(findings)
         if spec.blocking:
             first = findings[0]
+            # the client learns the class (issue 5: "naming the class, not the payload"); the field,
+            # detector and snippet are for the log only
             raise Denial(
-                403, Reason.INJECTION_SUSPECTED, detail=f"{first.cls} in {first.field_name} ({first.detector_id})"
+                403,
+                Reason.INJECTION_SUSPECTED,
+                detail=f"{first.cls} in {first.field_name} ({first.detector_id})",
+                extra={"attack-class": first.cls},
             )
         ctx.log["bastion.decision"] = "detected"
