@@ -28,19 +28,21 @@ from pydantic import (
 from proxy import yamlsource
 from proxy.config_hardening import Cors, Headers
 from proxy.config_logging import Logging
+from proxy.forwarded import SPOOFABLE
+from proxy.headers import HOP_BY_HOP
 from proxy.units import Duration, Size, parse_duration
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
-# Fields Bastion sets on every upstream request (forwarded.py, tracecontext.py) or that frame it:
-# never a claim header. The request-id header is checked across sections (Config.cross_checks).
-_BASTION_FIELDS = frozenset(
-    {
-        "host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip",
-        "traceparent", "tracestate", "content-length", "transfer-encoding", "connection", "te", "upgrade",
-        "expect", "cookie", "authorization",
-    }
-)  # fmt: skip
+# Fields Bastion sets on the upstream request (the forwarded family, trace context: tracecontext.py
+# imports this module, so its two names are spelled here), hop-by-hop and framing fields, and the
+# client's credentials: never a claim header. The request-id header is checked across sections
+# (Config.cross_checks).
+_BASTION_FIELDS = (
+    frozenset(h.lower() for h in SPOOFABLE)
+    | HOP_BY_HOP
+    | {"host", "traceparent", "tracestate", "content-length", "expect", "cookie", "authorization"}
+)
 
 
 def _cidr(value: Any) -> IPNetwork:

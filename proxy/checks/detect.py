@@ -29,11 +29,15 @@ class Detect:
         self.body_cap = body_cap
         self.limits = FieldLimits()
 
+    def spec(self, rule: object) -> DetectSpec | None:
+        """The rule's own detection, else the global one (None: off under this rule)."""
+        return getattr(rule, "detect", None) or self.default
+
     def applies(self, rule: object) -> bool:
-        return (getattr(rule, "detect", None) or self.default) is not None
+        return self.spec(rule) is not None
 
     async def __call__(self, ctx: RequestContext) -> None:
-        spec = getattr(ctx.rule, "detect", None) or self.default
+        spec = self.spec(ctx.rule)
         if spec is None:
             return
         parsed = ctx.parsed_body

@@ -74,11 +74,10 @@ class _Stage:
         self.always = always
 
     def applies(self, rule: object) -> bool:
-        own: tuple[Policy, ...] = getattr(rule, "rate_limits", None) or ()
-        return bool(self.defaults) or any(p.identity == self.identity for p in own)
+        return bool(self.policies(rule))
 
-    def policies(self, ctx: RequestContext) -> tuple[Policy, ...]:
-        own: tuple[Policy, ...] = getattr(ctx.rule, "rate_limits", ())
+    def policies(self, rule: object) -> tuple[Policy, ...]:
+        own: tuple[Policy, ...] = getattr(rule, "rate_limits", None) or ()
         if not own:
             return self.defaults
         return self.defaults + tuple(p for p in own if p.identity == self.identity)
@@ -111,7 +110,7 @@ class ClientLimits(_Stage):
     name = "client_limits"
 
     async def __call__(self, ctx: RequestContext) -> None:
-        policies = self.policies(ctx)
+        policies = self.policies(ctx.rule)
         if policies:
             await self.check(ctx, policies)
 
@@ -132,6 +131,6 @@ class IdentityLimits(_Stage):
     async def __call__(self, ctx: RequestContext) -> None:
         if ctx.principal is None:
             return
-        policies = self.policies(ctx)
+        policies = self.policies(ctx.rule)
         if policies:
             await self.check(ctx, policies)
