@@ -26,15 +26,6 @@ from pathlib import Path
 
 import run  # benchmarks/run.py: processes, wrk, CPU accounting
 
-CONFIG = """\
-listen: {{host: 127.0.0.1, port: {port}}}
-admin: {{host: 127.0.0.1, port: {admin}}}
-upstream: {{url: "http://127.0.0.1:{upstream}"}}
-logging: {{level: warning, access_log: {access_log}}}
-shutdown: {{drain_delay: 0s, grace_period: 5s}}
-rules: ["bench-rules/*.yaml"]
-"""
-
 
 def checkout(rev: str, into: Path) -> str:
     """Export `rev` (or the working tree for '.') into `into`; return a short label."""
@@ -101,17 +92,11 @@ def main() -> int:
                 d = work / f"rev{i}"
                 d.mkdir()
                 label = checkout(rev, d)
-                t = run.Target(f"{i}-{label}", "bastion", 1, run.free_port(), rev, admin_port=run.free_port())
-                (d / "bench-rules").mkdir()
-                (d / "bench-rules" / "bench.yaml").write_text(run.BENCH_RULES)
-                (d / "config.yaml").write_text(
-                    CONFIG.format(
-                        port=t.port,
-                        admin=t.admin_port,
-                        upstream=up.port,
-                        access_log="false" if args.no_access_log else "true",
-                    )
-                )
+                t = run.Target(
+                    f"{i}-{label}", "bastion", 1, run.free_port(), rev,
+                    admin_port=run.free_port(), access_log=not args.no_access_log,
+                )  # fmt: skip
+                run.bastion_config(d / "config.yaml", t, up.port)  # run.py's config: same keys for every revision
                 # cwd first on sys.path with -m: the exported tree's `proxy` wins over the venv's.
                 t.proc = procs.start(t.name, [s.python, "-m", "proxy", "run", "-c", "config.yaml"], work, cwd=d)
                 targets.append(t)

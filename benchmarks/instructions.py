@@ -44,17 +44,6 @@ import run  # benchmarks/run.py: process handling, ports, the bench rules and up
 TARGETS = ("yardstick", "bastion", "bastion-core", "bastion-nolog")
 
 
-def config(target: str, port: int, admin: int, upstream: int) -> str:
-    text = (
-        f"listen: {{host: 127.0.0.1, port: {port}}}\n"
-        f"admin: {{host: 127.0.0.1, port: {admin}}}\n"
-        f'upstream: {{url: "http://127.0.0.1:{upstream}"}}\n'
-        f"logging: {{level: warning, access_log: {'false' if target == 'bastion-nolog' else 'true'}}}\n"
-        "shutdown: {drain_delay: 0s, grace_period: 5s}\n"
-    )
-    return text + run.SCOPES["core" if target == "bastion-core" else "full"]
-
-
 def wrk(url: str, seconds: int, connections: int = 8) -> int:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True, check=True
@@ -87,9 +76,8 @@ def measure(target: str, work: Path, upstream_port: int, seconds: int, python: s
         cwd = work / target
         # cwd first on sys.path with -m: this copy of `proxy` is the one measured
         shutil.copytree(source / "proxy", cwd / "proxy", ignore=shutil.ignore_patterns("__pycache__"))
-        (cwd / "bench-rules").mkdir(parents=True)
-        (cwd / "bench-rules" / "bench.yaml").write_text(run.BENCH_RULES)
-        (cwd / "config.yaml").write_text(config(target, port, admin, upstream_port))
+        t = run.Target(target, "bastion", 1, port, target, admin_port=admin, access_log=target != "bastion-nolog")
+        run.bastion_config(cwd / "config.yaml", t, upstream_port, "core" if target == "bastion-core" else "full")
         argv = [python, "-m", "proxy", "run", "-c", "config.yaml"]
     vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     log = (work / f"{target}.log").open("wb")
