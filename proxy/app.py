@@ -165,9 +165,9 @@ class Bastion:
             keys.on_fetched = self.metrics.jwks_fetched
         if self.reloader is not None:
             self.health.extra["rules"] = self.reloader.status
-        if self.state.redis is not None:  # the gauge is set directly: a dropped log record must not skew it
-            self.state.redis.breaker.on_change = lambda is_open: self.metrics.breaker_open.set(1 if is_open else 0)
-        if self.state.redis is not None:  # fail_open: 200 with a `degraded` detail; fail_closed: 503
+        if self.state.redis is not None:
+            self.state.redis.breaker.on_change = self.metrics.breaker_changed
+            # fail_open: 200 with a `degraded` detail; fail_closed: 503
             self.health.conditions["store"] = self.state.ready
         self.health.extra["store"] = self.state.stats
         self._runner: web.ServerRunner | None = None

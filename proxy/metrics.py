@@ -192,8 +192,6 @@ class Metrics:
         self._events: dict[str, Callable[[Mapping[str, Any]], None]] = {
             **{name: self._reload for name in _EVENT_RELOAD},
             "jwks_fetch_failed": self._jwks_failed,
-            "ratelimit_store_down": lambda _: self.breaker_open.set(1),
-            "ratelimit_store_recovered": lambda _: self.breaker_open.set(0),
         }
 
     # -- fed by the log writer thread ----------------------------------------------------------------
@@ -261,6 +259,11 @@ class Metrics:
             self.observe_errors.inc()
 
     # -- set from the event loop -----------------------------------------------------------------------
+
+    def breaker_changed(self, is_open: bool) -> None:
+        """`Breaker.on_change`: the gauge follows the breaker itself, not its log records (a dropped
+        or late record must not leave it wrong)."""
+        self.breaker_open.set(1 if is_open else 0)
 
     def jwks_fetched(self, issuer: str, keys: int) -> None:
         """Called by `JwksKeys` after each successful fetch."""
