@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from proxy.detect.base import CLASSES, Detector, Finding, PlainGate, escapes_decoded, normalise
+from proxy.detect.base import CLASSES, HEAD_BLANKS, Detector, Finding, PlainGate, escapes_decoded, normalise
 from proxy.detect.cmdi import CMDI
 from proxy.detect.crlf import CRLF
 from proxy.detect.fields import Field
@@ -54,10 +54,14 @@ _CACHE_MAX = 4096
 # dates and enum values. A plain value that no gate of any enabled class matches is clean for every
 # field, so short ones and keys are remembered in a bounded set: they repeat within a body and across
 # requests (`"status": "shipped"`), and then cost one set lookup.
-_PLAIN = re.compile(r"(?:[\w .,@+\-:/?!#]|(?<=\w)'(?=\w))*")  # an apostrophe inside a word: O'Brien, it's
+# Combining diacritical marks (U+0300-U+036F) count as plain: `\w` has no marks, so the NFKC form of
+# lower-cased "İstanbul" (`i` + U+0307, which has no precomposed form) would otherwise run every detector;
+# a mark only modifies the letter before it and is no syntax in SQL, HTML, shells or paths.
+_MARKS = "\u0300-\u036f"
+_PLAIN = re.compile(rf"(?:[\w{_MARKS} .,@+\-:/?!#]|(?<=\w)'(?=\w))*")  # an apostrophe inside a word: O'Brien, it's
 # the same language for values without an apostrophe (most): a single-character-class repeat, which `re`
 # runs as one C loop (the alternation above costs ~50 ns a character)
-_PLAIN_CHARS = re.compile(r"[\w .,@+\-:/?!#]*")
+_PLAIN_CHARS = re.compile(rf"[\w{_MARKS} .,@+\-:/?!#]*")
 
 
 def _plain_with_apostrophes(value: str) -> bool:
@@ -165,11 +169,16 @@ class Engine:
             detectors, is_url = cached if cached is not None else self._for_field(name, is_key)
             if not detectors or (raw in clean and not is_url):
                 continue
-            value = normalise(raw) if not raw.isascii() or "\x00" in raw else raw.lower()
-            plain = _plain_with_apostrophes(value) if "'" in value else _PLAIN_CHARS.fullmatch(value) is not None
+            # a NUL is never plain: normalise() drops it, but the detectors also read the raw value
+            # (`shell.php\x00.jpg` is a truncated extension)
+            nul = "\x00" in raw
+            value = normalise(raw) if nul or not raw.isascii() else raw.lower()
+            plain = not nul and (
+                _plain_with_apostrophes(value) if "'" in value else _PLAIN_CHARS.fullmatch(value) is not None)
             if plain and any_gate is not None and not is_url:
-                if not (value.startswith(prefixes) or (any_needle is not None and any_needle.search(value))
-                        or (digit_start is not None and value[:1].isdigit() and digit_start.match(value))):
+                head = value.lstrip(HEAD_BLANKS)
+                if not (head.startswith(prefixes) or (any_needle is not None and any_needle.search(value))
+                        or (digit_start is not None and head[:1].isdigit() and digit_start.match(head))):
                     if is_key or len(raw) <= 16:  # keys and enum-like values repeat; e-mails do not
                         if len(clean) >= _CACHE_MAX:
                             clean.clear()

@@ -200,6 +200,8 @@ SQLI = RuleSet(
          Leftmost([word("order"), word("group")], rf"\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{_END}|$)"), None),
     ],
     _prepare,
-    PlainGate(("union", "@@", " by ", "information_schema"), ("or ", "and ", "xor "),
+    # a plain value keeps an apostrophe between letters (O'Brien), and `admin'or 1#` is one
+    PlainGate(("union", "@@", " by ", "information_schema") + tuple("'" + b for b in _BOOLS if b.isalpha()),
+              ("or ", "and ", "xor "),
               re.compile(r"\d+\s*(?:or|and|xor)\s")),
 )
