@@ -97,18 +97,18 @@ COMMANDS_FILE = "fuzzdb/useful-commands-unix.txt"
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def _lines(rel: str) -> list[str]:
-    text = (SRC / rel).read_text(encoding="utf-8")
+def _lines(rel: str, src: Path = SRC, commented: frozenset[str] | set[str] = COMMENTED) -> list[str]:
+    text = (src / rel).read_text(encoding="utf-8")
     lines = [line.rstrip("\r") for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
-    if rel in COMMENTED:
+    if rel in commented:
         lines = [line for line in lines if not line.startswith("#")]
     return lines
 
 
-def read_source(rel: str, kind: str) -> list[str]:
-    lines = _lines(rel)
+def read_source(rel: str, kind: str, src: Path = SRC, commented: frozenset[str] | set[str] = COMMENTED) -> list[str]:
+    lines = _lines(rel, src, commented)
     if kind == "lines":
         return lines
     if kind == "file-template":
@@ -128,23 +128,31 @@ def url_form(line: str) -> str:
     return _CONTROL.sub(lambda m: f"%{ord(m.group()):02X}", line)
 
 
-def existing(cls: str) -> set[str]:
+OLDER = ("attacks", "attacks-heldout")
+
+
+def existing(cls: str, folders: tuple[str, ...] = OLDER) -> set[str]:
     seen: set[str] = set()
-    for folder in ("attacks", "attacks-heldout"):
+    for folder in folders:
         path = HERE / folder / f"{cls}.txt"
         if path.exists():
             seen.update(line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip())
     return seen
 
 
-def build() -> tuple[dict[str, list[str]], dict[str, list[str]], list[tuple[str, str, int, int, int]]]:
+Stats = list[tuple[str, str, int, int, int]]
+
+
+def build(sources: tuple[tuple[str, str, str], ...] = SOURCES, reader=read_source,
+          older: tuple[str, ...] = OLDER) -> tuple[dict[str, list[str]], dict[str, list[str]], Stats]:
+    """Applies the rules to `sources`, read with `reader(rel, kind)`; novelty against the `older` folders."""
     out: dict[str, list[str]] = {cls: [] for cls in CLASSES}
     origin: dict[str, list[str]] = {cls: [] for cls in CLASSES}
-    seen = {cls: existing(cls) for cls in CLASSES}
+    seen = {cls: existing(cls, older) for cls in CLASSES}
     old = {cls: set(seen[cls]) for cls in CLASSES}
     stats = []
-    for cls, rel, kind in SOURCES:
-        raw = read_source(rel, kind)
+    for cls, rel, kind in sources:
+        raw = reader(rel, kind)
         kept = dup_old = 0
         for line in raw:
             if not keep(line):
@@ -162,11 +170,9 @@ def build() -> tuple[dict[str, list[str]], dict[str, list[str]], list[tuple[str,
     return out, origin, stats
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with attacks-fresh/ instead of writing")
-    args = parser.parse_args()
-    out, origin, stats = build()
+def write_or_check(out: dict[str, list[str]], origin: dict[str, list[str]], stats: Stats, out_dir: Path,
+                   check: bool, label: str = "fresh") -> int:
+    """Prints the per-source table, then writes `out_dir` (or, with `check`, compares it); 1 if it differs."""
     for cls, rel, raw, kept, dup_old in stats:
         print(f"{cls:5} {rel:55} lines {raw:4}  kept {kept:4}  already in attacks*/ {dup_old:4}")
     files = {f"{cls}.txt": "\n".join(out[cls]) + "\n" for cls in CLASSES}
@@ -174,17 +180,24 @@ def main() -> int:
         f"{cls}\t{i}\t{rel}\n" for cls in CLASSES for i, rel in enumerate(origin[cls], 1))
     differs = False
     for name, text in files.items():
-        path = OUT / name
-        if args.check:
+        path = out_dir / name
+        if check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 print(f"{path} differs from a rebuild", file=sys.stderr)
                 differs = True
         else:
-            OUT.mkdir(exist_ok=True)
+            out_dir.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
     for cls in CLASSES:
-        print(f"{cls:5} fresh {len(out[cls]):5}")
+        print(f"{cls:5} {label} {len(out[cls]):5}")
     return 1 if differs else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with attacks-fresh/ instead of writing")
+    args = parser.parse_args()
+    return write_or_check(*build(), OUT, args.check)
 
 
 if __name__ == "__main__":
