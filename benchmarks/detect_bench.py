@@ -192,21 +192,21 @@ def modsec_rates(modsec: ModSec, attacks: dict[str, list[str]]) -> dict[str, tup
     return out
 
 
-def fresh_by_source(engine: Engine) -> list[str]:
-    """The fresh held-out set per source list (attacks-fresh/provenance.tsv): templated families
-    (one list varying one payload) weigh heavily in a per-line rate, so each list is shown alone."""
+def fresh_by_source(engine: Engine, folder: str = "attacks-fresh") -> list[str]:
+    """A fresh held-out set per source list (<folder>/provenance.tsv): templated families (one list
+    varying one payload) weigh heavily in a per-line rate, so each list is shown alone."""
     where: dict[tuple[str, int], str] = {}
-    for row in (CORPUS / "attacks-fresh" / "provenance.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+    for row in (CORPUS / folder / "provenance.tsv").read_text(encoding="utf-8").splitlines()[1:]:
         cls, line, source = row.split("\t")
         where[(cls, int(line))] = source
     counts: dict[tuple[str, str], list[int]] = {}
-    for cls, payloads in load_attacks("attacks-fresh").items():
+    for cls, payloads in load_attacks(folder).items():
         for i, line in enumerate(payloads, 1):
             c = counts.setdefault((cls, where.get((cls, i), "?")), [0, 0, 0])
             c[0] += 1
             c[1] += bool(engine.scan(query_fields(query_of(line))))
             c[2] += bool(engine.scan(json_fields({"q": urllib.parse.unquote(line)})))
-    out = ["", "Fresh held-out set, per source list:", "",
+    out = ["", f"Fresh held-out set `{folder}/`, per source list:", "",
            "| class | source | payloads | via query | via JSON body |", "|---|---|---:|---:|---:|"]
     for (cls, source), (n, q, j) in sorted(counts.items()):
         out.append(f"| {cls} | {source} | {n} | {q / n:.1%} | {j / n:.1%} |")
@@ -258,7 +258,7 @@ def main() -> None:
         head += " CRS PL1 via query | CRS PL1 via JSON body |"
         rule_line += "---:|---:|"
     lines += [head, rule_line]
-    sets = ("attacks",) if args.tuning_only else ("attacks", "attacks-heldout", "attacks-fresh")
+    sets = ("attacks",) if args.tuning_only else ("attacks", "attacks-heldout", "attacks-fresh", "attacks-fresh2")
     for folder in sets:
         attacks = load_attacks(folder)
         crs = modsec_rates(modsec, attacks) if modsec else {}
@@ -270,7 +270,7 @@ def main() -> None:
                 row += f" {crs[cls][0] / n:.1%} | {crs[cls][1] / n:.1%} |"
             lines.append(row)
     if not args.tuning_only:
-        lines += fresh_by_source(rule)
+        lines += fresh_by_source(rule) + fresh_by_source(rule, "attacks-fresh2")
     head = "| benign set | requests | Bastion false positives (rule) | without the snippet exclusion |"
     lines += ["", head + (" CRS PL1 false positives |" if modsec else ""),
               "|---|---:|---:|---:|" + ("---:|" if modsec else "")]
