@@ -67,6 +67,10 @@ _WEAK = (
     r"|reg\s+(?:add|query|delete|save|export)\b|netsh\s+\w+|route\s+(?:print|add|-n)"
     r"|find\s+[/.][^;|&]*-(?:name|exec|perm)|rm\s+-[rf]+|kill\s+-?\d|touch\s+/|cp\s+/|mv\s+/"
     r"|timeout\s+/t\b"
+    # PowerShell cmdlets with their kind of argument (`;start-sleep -s 5`, `|iex (new-object ...)`, a URL, a path)
+    r"|start-sleep\s+(?:-(?:s|seconds|m|milliseconds)\s+)?\d|(?:invoke-expression|iex)\s*[($'\"]"
+    r"|(?:invoke-webrequest|invoke-restmethod)\s+(?:-uri\s+)?['\"]?https?:"
+    r"|get-content\s+(?:-path\s+)?['\"]?(?:[a-z]:\\|/|\.\.?[\\/]|\$env:)"
     # `last` (logins) is a word too: only glued to its separator, where prose puts a blank (`&&last`), not
     # after `;` or `|` (`first;last;email` is a CSV header, `(first|last)` an alternation), and ending a command
     r"|(?<![ \t+;|])last(?=\s*$|\s*[\n;&`])"
@@ -88,7 +92,8 @@ _PROGRAMS = (
     "taskkill certutil bitsadmin mshta rundll32 wmic regsvr32 telnet nmap chmod chown useradd crontab base64 xxd "
     "passwd sudo ls pwd dir env hostname ps killall pkill tftp socat phpinfo getent lsof printenv net.exe "
     "id perl python php ruby lua node bash sh zsh ksh csh dash powershell pwsh cmd cat more less head tail type tac "
-    "nl strings ping sleep echo exit set net reg netsh route find rm kill touch cp mv timeout last"
+    "nl strings ping sleep echo exit set net reg netsh route find rm kill touch cp mv timeout last start-sleep "
+    "invoke-expression invoke-webrequest invoke-restmethod get-content iex"
 ).split()
 _AFTER_EITHER = rf"{_BLANKS}(?:\{{\s*)?{_PATH}{words(_PROGRAMS)}"
 _AFTER_NL = rf"{_BLANKS}(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s+;|&`)'\"<>#\\$])|{_WEAK})"

@@ -29,14 +29,17 @@ _BOOL = r"(?:\bor\b|\band\b|\bxor\b|\|\||&&|\bhaving\b|\bwhere\b|\bwhen\b)"
 _CMP = r"(?:<=>|<>|!=|[=<>]|\blike\b|\brlike\b|\bregexp\b|\bsounds\s+like\b|\bbetween\b|\bis\b|\bin\b)"
 _END = r"(?:--|#|/\*|;)"
 _STR = r"(?:'[^']{0,40}'|\"[^\"]{0,40}\")"
-_NUM = r"(?:-?\d+(?:\.\d+)?|0x[0-9a-f]+|true|false|null|@@?[a-z_]\w{0,30})"
+_NUM = r"(?:-?\d+(?:\.\d+)?|0x[0-9a-f]+|true|false|null|@@?[a-z_][\w.]{0,40})"  # @@global.version
 _IDENT = r"[a-z_][\w.]{0,30}"
 _SELECT = r"select\s+(?:\*|@@|null\b|\d|[a-z_]\w*\s*\(|[\w.]+\s*,|case\b)"  # a select list, not "select one"
 _STATEMENT = (
     rf"(?:{_SELECT}|insert\s+into\b|delete\s+from\b"
     r"|update\s+[\w.]+\s+set\b|drop\s+(?:table|database|schema|view|function|procedure|user)\b"
     r"|create\s+(?:table|user|function|procedure|database)\b|alter\s+(?:table|user|database)\b"
-    r"|truncate\s+table\b|exec(?:ute)?\s+(?:master\.|xp_|sp_)|declare\s+@|shutdown\b|waitfor\s+(?:delay|time)\b"
+    r"|truncate\s+table\b|exec(?:ute)?\s+(?:master\.|xp_|sp_)|declare\s+@|shutdown\b"
+    # `exec(@q)`, `exec ('sel' + 'ect')`: dynamic SQL (not `exec('cat *.js', cb)`, Node's child_process)
+    r"|exec(?:ute)?\s*\(\s*(?:@\w|'[^']{0,20}'\s*\+\s*')"
+    r"|waitfor\s+(?:delay|time)\b|call\s+[\w.]+\s*\(|desc(?:ribe)?\s+[\w.]+\s*(?:;|--|#|$)"
     r"|begin\s+(?:dbms_|declare)|copy\s+[\w.]+\s+(?:from|to)\s+program|if\s*\()"
 )
 _STRONG_FUNCS = (
@@ -55,14 +58,15 @@ _BOOL_SCREEN = r"[\s)]*(?:or\b|and\b|xor\b|\|\||&&|having\b|where\b|when\b)"
 # after the quote and the boolean: an operator, a comment, or a last quote (`' or '' '`: adjacent literals
 # that the application's closing quote completes); or a function call, or a whole sub-select (`' or select *`)
 _AFTER_BOOL = (
-    rf"\s*(?:not\s+|!\s*)?\(*\s*(?:{_STR}\s*(?:\)+\s*)?(?:{_CMP}|[-+*/%^&|]|{_END}|{_Q}\s*$)"
+    rf"\s*(?:not\s+|!\s*)?(?:\(\s*)*(?:{_STR}\s*(?:\)+\s*)?(?:{_CMP}|[-+*/%^&|]|{_END}|{_Q}\s*$)"
     rf"|{_NUM}\s*(?:\)+\s*)?(?:{_CMP}|{_END}|$)|{_IDENT}\s*(?:\)+\s*)?(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\("
+    rf"|{_Q}\s*$|{_IDENT}\s+is\s+(?:not\s+)?null\s*(?:{_END}|or\b|and\b)"
     rf"|{_SELECT})"
 )
 # `_BOOL` as `Leftmost` heads (`\bor\b` -> `or(?<!\wor)\b`), and what the `sleep` rule wants after one
 _BOOL_HEADS = [(w, word(w)[1] + r"\b") for w in ("or", "and", "xor", "having", "where", "when")] + [
     ("||", r"\|\|"), ("&&", "&&")]
-_SLEEP = r"\s*(?:not\s+|!\s*)?\(*\s*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"
+_SLEEP = r"\s*(?:not\s+|!\s*)?(?:\(\s*)*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"
 # (each alternative ends in its own `\s*$`, blanks never matched by two adjacent `\s*`: linear, see the
 # properties test with runs of blanks)
 _COMMENT_END = r"(?:--[\s\-+]*(?:\w{1,3}\s*)?|#\s*(?:\d+\s*)?|/\*.{0,40}\s*|;\s*(?:--|#).{0,20}\s*)$"
@@ -79,7 +83,7 @@ def _prepare(value: str) -> str:
 
 _BC_OPERATOR = re.compile(r"[=<>!]+")
 _BC_EQUALITY = frozenset({"=", "==", "<>", "!=", "<=>"})
-_BC_BEFORE = re.compile(rf"(?:^|[\s()'\"`]){_BOOL}\s*\(*\s*(?:-?\d+|{_STR})\s*(?:\)+\s*)?$")
+_BC_BEFORE = re.compile(rf"(?:^|[\s()'\"`]){_BOOL}\s*(?:\(\s*)*(?:-?\d+|{_STR})\s*(?:\)+\s*)?$")
 # `_around` wants a literal (a digit or a quote) right before the comparison, blanks and `)` aside: a
 # comparison with any other character in front is passed over without slicing the text. An equality run
 # starts with `=`, `<` or `!`; three patterns that each start with that literal (found by `re` as fast as
@@ -87,7 +91,7 @@ _BC_BEFORE = re.compile(rf"(?:^|[\s()'\"`]){_BOOL}\s*\(*\s*(?:-?\d+|{_STR})\s*(?
 # front at all. URLs (`?a=b&c=d`) and code (`x = y`) stop there.
 _BC_LEFT = "'\" \t\n\r)"
 _BC_MAYBE = tuple(re.compile(rf"{op}(?<=['\"\d \t\n\r)]{op})") for op in ("=", "<", "!"))
-_BC_AFTER = re.compile(r"\s*\(*\s*(?:-?\d+|['\"]|select\b)")
+_BC_AFTER = re.compile(r"\s*(?:\(\s*)*(?:-?\d+|['\"]|select\b)")
 
 
 class _BoolCompare:
@@ -126,7 +130,7 @@ class _BoolCompare:
         return before if before is not None and _BC_AFTER.match(text, end) else None
 
 
-_UNION = re.compile(r"union(?:\s+(?:all|distinct))?\s*\(*\s*select\b")
+_UNION = re.compile(r"union(?:\s+(?:all|distinct))?\s*(?:\(\s*)*select\b")
 _UNION_AFTER = re.compile(r"\s*(?:\*|null\b|\d|@@|\(|['\"]|0x|[\w.]+\s*(?:,|\(|from\b))")
 
 
@@ -171,6 +175,19 @@ SQLI = RuleSet(
         ("bool-compare", (("=", "like"), _BOOLS), _BoolCompare(), None),
         # (no needles: the anchored pattern fails at the first character for almost every value, sooner than
         # the eight `in` checks of the boolean words it contains anyway)
+        # a tautology of two equal operands: `'a'='a'`, `"1"="1"` (without blanks: the shell's `[ "z1" = "z1" ]` has
+        # them), and after a boolean `or a=a`, `) or (x=x` (`or 1=1` is bool-compare's) where the comparison
+        # ends there, so `or x = x + 1` is arithmetic
+        ("tautology", (("=",), ("'", '"')), re.compile(r"'(\w{0,20})'='\1'|\"(\w{0,20})\"=\"\2\""),
+         r"'\w{0,20}'='|\"\w{0,20}\"=\""),
+        ("tautology", (("=",), ("or", "and")),
+         Leftmost([word("or"), word("and")],
+                  r"\s+(?:\(\s*)*(\w{1,30})\s*=\s*(?:\(\s*)*\1(?!\w)"
+                  r"(?=\s*(?:\)|--|#|/\*|;|$|['\"]|or\b|and\b))"), None),
+        # MS SQL dynamic SQL: `exec(@q)` runs a variable, `declare @s varchar(200)` makes one
+        ("dynamic", (("exec",), ("@",)), re.compile(r"exec(?:ute)?\s*\(\s*@\w+\s*\)"), r"\(\s*@\w+\s*\)"),
+        ("dynamic", (("declare",), ("@",)),
+         Literals({"declare": re.compile(r"declare\s+@\w+\s+(?:n?(?:var)?char|int|sysname|table)\b")}), None),
         ("numeric-bool", (),
          Anchored(re.compile(rf"\s*-?\d+\s*(?:\)+\s*)?{_BOOL}\s+!?\s*(?:{_NUM}|[a-z_]\w*\()\s*(?:\)+\s*)?(?:{_CMP}|{_END}|$)"))),
         ("bare-bool", (), Anchored(re.compile(rf"\s*(?:or|and|xor|\|\||&&)\s+{_NUM}\s*(?:{_CMP}|{_END}|$)"))),
@@ -185,8 +202,8 @@ SQLI = RuleSet(
         # (searched per literal head: `(?:{_BOOL}|,|^)\s*...` would be tried at every position of the text)
         ("sleep", (("(",), ("sleep",)), Leftmost(_BOOL_HEADS + [(",", ",")], _SLEEP, at_start=True), None),
         ("subselect", (("(",), ("select",)),
-         re.compile(r"\(\s*select\s+(?:\(|case\b|top\b|\*|\d|null\b|concat|char|count|@@|[a-z_]\w*\s*\(|[\w.]+\s*(?:,|\bfrom\b))")),
-        ("case-when", (("=",), ("case",), ("when",)), Leftmost([word("case")], r"\s+when\s*\(*\s*\d+\s*=\s*\d+"),
+         re.compile(r"\(\s*select\s*\(\s*[\w@*]+\s*\)\s*from\b|\(\s*select\s+(?:\(|case\b|top\b|\*|\d|null\b|concat|char|count|@@|[a-z_]\w*\s*\(|[\w.]+\s*(?:,|\bfrom\b))")),
+        ("case-when", (("=",), ("case",), ("when",)), Leftmost([word("case")], r"\s+when\s*(?:\(\s*)*\d+\s*=\s*\d+"),
          None),
         ("if", (("(",), ("if", "elt")), Calls(("if", "elt", "iif"), re.compile(r"\s*\d+\s*=\s*\d+")),
          r"\(\s*\d+\s*=\s*\d"),
@@ -197,7 +214,8 @@ SQLI = RuleSet(
         # `(|(` and `(&(` are not valid in the code languages a comment field quotes (`if (!(a = b))` is)
         ("ldap-filter", (("(|", "(&"),), re.compile(r"\(\s*[|&]\s*\(\s*[a-z][\w.-]{0,40}\s*[~<>]?=")),
         ("order-by", (("by",), ("order", "group")),
-         Leftmost([word("order"), word("group")], rf"\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:{_END}|$)"), None),
+         Leftmost([word("order"), word("group")],
+                  rf"\s+by\s+\d+(?:\s*,\s*\d+)*(?:\s+(?:asc|desc)\b)?\s*(?:{_END}|$)"), None),
     ],
     _prepare,
     # a plain value keeps an apostrophe between letters (O'Brien), and `admin'or 1#` is one

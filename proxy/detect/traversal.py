@@ -28,9 +28,10 @@ from proxy.detect.searchers import Anchored, Hit
 
 _NEEDLES = ("/", "..", "%", "\\", "\x00", "\udcc0", "\udcc1", "\uff0e", "\ufffd")
 _OVERLONG = re.compile(r"%c0%ae|%e0%80%ae|%u002e|%uff0e|%c0%af|%c1%9c|%c1%1c|%c0%5c|%u2215|%u2216|%u002f|%u005c"
+                       r"|%c0ae|%c0af"  # the second byte's `%` left out, as some lists write them
                        r"|%c0%2e|%c0%2f"  # dotdotpwn's: a lone overlong lead byte in front of the ASCII character
                        "|\udcc0\udcae|\udcc0\udcaf|\udcc1\udc9c|\udcc1\udc1c|\udcc0[./]")
-_DOTS = {"%c0%ae", "%e0%80%ae", "%u002e", "%uff0e", "\udcc0\udcae", "%c0%2e", "\udcc0."}
+_DOTS = {"%c0%ae", "%e0%80%ae", "%u002e", "%uff0e", "\udcc0\udcae", "%c0%2e", "\udcc0.", "%c0ae"}
 # `..0x2f..0x2fetc0x2fpasswd` (dotdotpwn): the characters spelled as C hex literals, for a decoder that reads them
 _HEX_WORD = re.compile(r"0x(?:2e|2f|5c)")
 # U+FFFD where a client or proxy decoded an overlong `.` or `/` (`%c0%ae`, `%c0%af`) with replacement: the
@@ -42,13 +43,16 @@ _SENSITIVE = (
     r"|os-release|lsb-release|redhat-release|my\.cnf|aliases|exports|inittab|ld\.so)"
     r"|proc/(?:self|\d+)/|var/(?:log|www|lib/mysql|mail|spool|run)/|windows/|winnt/|boot\.ini|win\.ini|inetpub/"
     r"|system32/|root/|home/[^/\s]+/\.|usr/local/(?:apache|etc)|xampp/|wamp/|program files"
-    r"|\.ssh/|\.env\b|\.git/|\.htpasswd|\.htaccess|web\.config|wp-config\.php"
+    r"|\.ssh/|\.env\b|\.git/|\.htpasswd|\.htaccess|web\.config|web-inf/|wp-config\.php"
     # a web server's logs (log poisoning) and a shell's start-up and history files (`.bashrc`, `.bash_history`)
     r"|apache2?/logs?/|\.(?:ba|z|k|c|tc)?shrc\b|\.(?:(?:ba|z|k)?sh_)?(?:history|profile|login|logout)\b)"
 )
 _TARGETS = ("etc/", "proc/", "var/", "windows", "winnt", "boot.ini", "win.ini", "inetpub", "system32", "root/",
             "home/", "usr/local", "xampp", "wamp", "program files", ".ssh", ".env", ".git", ".htpasswd", ".htaccess",
-            "web.config", "wp-config", "apache", "shrc", "history", "profile", "login", "logout")
+            "web.config", "web-inf", "wp-config", "apache", "shrc", "history", "profile", "login", "logout")
+# a web server's, PHP's or a database's configuration and log files, by name
+_SERVER_FILES = (r"(?:(?:httpd|apache2?|nginx|lighttpd)\.conf|php\.ini|my\.cnf|(?:access|error)[._]log|cpanel\.config"
+                 r"|\.htpasswd|\.htaccess|web\.xml|web\.config|wp-config\.php)")
 _WRAPPERS = frozenset({"php", "zip", "phar", "expect", "glob", "data", "compress.zlib", "compress.bzip2", "jar",
                        "netdoc", "file"})
 _RULES: list[Rule] = [
@@ -66,7 +70,16 @@ _RULES: list[Rule] = [
     # the whole value is an absolute path into the system's configuration (`/etc/apt/sources.list`,
     # `/boot/grub/grub.conf`): a path-valued field aimed there. In a sentence ("settings live in
     # /etc/myapp/app.yaml, ...") only the well-known files above count.
-    ("system-path", (("etc/", "boot/"),), Anchored(re.compile(r"\s*/+(?:etc|boot)/+[\w.-]\S*\s*$"))),
+    # Also `/private/etc/` (macOS), a process's `proc/self/` (with or without the slash), and a whole value
+    # that is an absolute path ending in a server's configuration or log file (`/opt/lampp/logs/access_log`,
+    # `/usr/local/apache/conf/httpd.conf`; `uploads/error.log` is an attachment's name): a path-valued
+    # field aimed at them. One anchored pattern behind one `/` check (substring needles for each file name
+    # would each scan a whole paragraph).
+    ("system-path", (("/",),), Anchored(re.compile(
+        r"\s*(?:/*(?:/(?:private/+)?etc|/boot|proc/+(?:self|\d+))/+[\w.-]\S*"
+        rf"|/+(?:[\w.-]+/+){{0,8}}{_SERVER_FILES}(?:\.\w+)?)\s*$"))),
+    # a sensitive file named from the current directory (`./web.config`, `./WEB-INF/web.xml`)
+    ("dot-slash", (("./",),), Anchored(re.compile(rf"\s*\./+(?:[\w.-]+/+){{0,3}}{_SENSITIVE}"))),
 ]
 
 

@@ -30,6 +30,9 @@ _TAG = re.compile(
 )
 _ON = re.compile(r"on[a-z]{3,40}\s*=")
 _TAG_START = re.compile(r"<[a-z!?]")
+# a handler, written as an attribute (no blank before `=`), whose value calls a sink: `onerror=alert(6)`,
+# ``onfocus=alert`1` ``, `onload="top.eval(name)"` (Python's `onerror=partial(...)` calls no sink)
+_CALL = re.compile(r"[\"'`]?\s*(?:(?:window|top|self|parent|this)\.)?(?:alert|prompt|confirm|eval|print)\s*[(`]")
 
 
 class _Handler:
@@ -42,11 +45,20 @@ class _Handler:
             i = m.start()
             if i and text[i - 1] not in " \t\n\r\x0c\"'`/;,":
                 continue
-            lt = text.rfind("<", max(0, i - 400), i)
-            if lt != -1 and text.rfind(">", lt, i) == -1 and _TAG_START.match(text, lt):
-                return m
+            # the open tag: a `<` that is not a tag start is an attribute-name character inside one
+            # (`<svg </onload=...>`), so look further back, up to a `>`
+            low = max(0, i - 400)
+            lt = text.rfind("<", low, i)
+            while lt != -1 and text.rfind(">", lt, i) == -1:
+                if _TAG_START.match(text, lt):
+                    return m
+                lt = text.rfind("<", low, lt)
             before = text[max(0, i - 80) : i].rstrip(" \t\n\r\x0c/")
             if not before or before[-1] in "\"'`":
+                return m
+            # no tag and no quote in sight: an unquoted attribute value broken out of (`xyz onerror=alert(6)`)
+            # counts when the handler is written as an attribute and its value calls a sink
+            if text[m.end() - 2] != " " and _CALL.match(text, m.end()):
                 return m
         return None
 
@@ -95,6 +107,11 @@ _QUOTE_SINK = (r"\s*[;)}\]+,-]\s*(?:[;)}\]]+\s*)?"
                r"|document\.(?:cookie|domain|write|location)|window\.location|location\s*=)")
 _CLOSE_SINK = r"\s*(?:;\s*)?(?:alert|prompt|confirm|eval)\s*[(`]"
 _SINK = re.compile(rf"[\"'`]{_QUOTE_SINK}|^\s*[)}}\]]+{_CLOSE_SINK}")
+# a sink taken as a value (`a=eval;b=alert;a(b(1))`, `x=alert;x(1)`) or called inside an expression
+# (`+alert(0)+`): code, in a JavaScript context that needs no quote to break out of
+_SINK_NAMES = r"(?:alert|prompt|confirm|eval)"
+_ALIAS = r"=\s*(?:alert|eval)\s*;"  # not `prompt=prompt,` (a Python keyword argument)
+_CONCAT = rf"\+\s*{_SINK_NAMES}\s*[(`][^)`]{{0,40}}[)`]\s*\+"
 
 
 _RAW = Rules("xss", [
@@ -104,6 +121,9 @@ _RAW = Rules("xss", [
     # (screen: each confirming pattern of `_CSS` from its punctuation on; `behavior:url` from its colon)
     ("css", (("(", ":", "@"),), _CSS, r":\s*expression\s*\(|;\s*expression\s*\(|-moz-binding\s*:|:\s*url"
      r"|@import\b[^;]{0,80}javascript"),
+    # a script element built by code (screen: from the parenthesis)
+    ("script-element", (("createelement",),), re.compile(r"createelement\s*\(\s*[\"'`]script"),
+     r"\(\s*[\"'`]script"),
     # an attribute value closed and a new tag opened, at the very start: `"><iframe src=...`
     ("breakout", ((">",), ("<",)), re.compile(r"^[^<>]{0,20}[\"'`]\s*/?>\s*<[a-z!/]"),
      starting("\"'`", r"\s*/?>\s*<[a-z!/]")),
@@ -113,6 +133,8 @@ _DECODED = Rules("xss", [
     ("js-breakout", (("'", '"', "`", ")", "}", "]"), ("alert", "prompt", "confirm", "eval", "settimeout",
                      "setinterval", "fetch", "import", "document.", "location")), _SINK,
      starting("\"'`", _QUOTE_SINK) + "|" + starting(")}]", _CLOSE_SINK)),
+    ("js-sink", (("=", "+"), ("alert", "prompt", "confirm", "eval")), re.compile(f"{_ALIAS}|{_CONCAT}"),
+     f"{_ALIAS}|{_CONCAT}"),
 ])
 
 

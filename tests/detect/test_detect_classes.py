@@ -160,6 +160,42 @@ FRESH_GENERALISED = [
 ]
 
 
+# shapes generalised from the misses of the second fresh set (attacks-fresh2/, benchmarks/corpus/RESULTS.md)
+FRESH2_GENERALISED = [
+    # equal operands: quoted literals without blanks, a boolean's identifier tautology
+    ("sqli", "'1'='1'", "sqli.tautology"), ("sqli", '"foo"="foo"', "sqli.tautology"),
+    ("sqli", " or a=a", "sqli.tautology"), ("sqli", ") or (a=a", "sqli.tautology"),
+    # a quote, a boolean, then `is [not] null` ended by SQL, or the next literal's quote ending the value
+    ("sqli", "x' AND email IS NULL; --", "sqli.quote-bool"), ("sqli", "admin' or '", "sqli.quote-bool"),
+    ("sqli", "' or username is not NULL or username = '", "sqli.quote-bool"),
+    ("sqli", "' AND @@global.version_compile_os--", "sqli.quote-bool"),
+    # MS SQL dynamic SQL, stacked CALL/DESC/exec of concatenated literals, ORDER BY n ASC, SELECT(...)FROM
+    ("sqli", "declare @s varchar(22) select @s =", "sqli.dynamic"), ("sqli", "0x7300 exec(@q)", "sqli.dynamic"),
+    ("sqli", "'; exec ('sel' + 'ect us' + 'er')", "sqli.stacked"), ("sqli", "'; CALL SLEEP(2)--", "sqli.stacked"),
+    ("sqli", "\\'; desc users; --", "sqli.stacked"), ("sqli", "ORDER BY 1 ASC--", "sqli.order-by"),
+    ("sqli", "(SELECT(0)FROM(SELECT(SLEEP(7)))a)", "sqli.subselect"),
+    # a handler inside a tag whose attribute names hold a `<`; an attribute-form handler calling a sink;
+    # sinks aliased or concatenated; a script element built by code
+    ("xss", '<svg </onload ="1> (_=alert,_(1)) "">', "xss.handler"), ("xss", "xyz onerror=alert(6);", "xss.handler"),
+    ("xss", "1;a=eval;b=alert;a(b(/c/.source));", "xss.js-sink"), ("xss", "+alert(0)+", "xss.js-sink"),
+    ("xss", "appendChild(createElement('script')).src='//x.ws'", "xss.script-element"),
+    # overlongs without the second `%`, files named from `./`, whole-value paths to server files and proc
+    ("lfi", "%C0AE%C0AE%C0AF%C0AE%C0AE%C0AFetc%C0AFpasswd", "lfi.multi-up"), ("lfi", "./web.config", "lfi.dot-slash"),
+    ("lfi", "./WEB-INF/web.xml", "lfi.dot-slash"), ("lfi", "/opt/lampp/logs/access_log", "lfi.system-path"),
+    ("lfi", "/usr/local/php5/httpd.conf.php", "lfi.system-path"), ("lfi", "proc/self/environ", "lfi.system-path"),
+    ("lfi", "/private/etc/httpd/httpd.conf", "lfi.system-path"),
+    # PowerShell cmdlets with their kind of argument
+    ("cmdi", ";start-sleep -s 5", "cmdi.separator-weak"), ("cmdi", "|iex (new-object net.webclient)",
+                                                           "cmdi.separator-weak"),
+]
+
+
+@pytest.mark.parametrize(("cls", "value", "rid"),
+                         [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in FRESH2_GENERALISED])
+def test_fresh2_shapes_are_detected(cls: str, value: str, rid: str) -> None:
+    assert [h.detector_id for h in Engine([cls]).scan(json_fields({"q": value}))] == [rid]
+
+
 @pytest.mark.parametrize(("cls", "value", "rid"),
                          [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in FRESH_GENERALISED])
 def test_fresh_shapes_are_detected(cls: str, value: str, rid: str) -> None:
@@ -201,6 +237,16 @@ NEAR_MISSES = [
     "npm token revoke <id|token>", "config <set|get> <key>", "seen_ids << id\nend", "(first|last)", "x|last)",
     '@case "`echo x $$MAKEFLAGS | sed \'s/^x //\'`" in', ":r! (echo this; echo that)",
     "cat <<-EOF\n\t\t$commit_message\nEOF\ncommit_message=x", 'sed -i "s|$oldname|$newname|" f; newname=1',
+    # near misses of FRESH2_GENERALISED (real text the first versions fired on: shell tests, Python, Node, POD)
+    'if [ "z1" = "z1" ] ; then', 'if test "0" = "0" ;', "The field 'phone' or email is null.", "or x = x + 1",
+    "either a or b=b in logic", "'a'='b'", "(select(), poll(), epoll()...)", "select((select(STDOUT), $| = 1)[0]);",
+    "const { exec } = require('node:child_process');\nexec('cat *.js missing_file | wc -l', (error) => {});",
+    "path = Path(p)\nonerror = partial(on_rm_rf_error, start_path=path)", "shutil.rmtree(p, onerror=handler)",
+    "builder = EnvBuilder(prompt=prompt, upgrade_deps=upgrade_deps)",
+    "t = e.type;\nontype = type.indexOf(':') < 0 && 'on' + type",
+    '<link rel="stylesheet" href="/static/site.css">', "B<link> and B<clone> are shorthands", "uploads/error.log",
+    "My app writes logs/access.log daily", "see ./docs/setup.md", "I start-sleep at 10; get-content is a cmdlet",
+    "the online=yes option", "x = a + alert + b",
 ]
 
 

@@ -76,3 +76,20 @@ def test_a_run_of_blanks_after_punctuation_stays_linear(blank: str) -> None:
             start = time.perf_counter()
             ENGINE.scan(json_fields({"url": value, "text": value}))
             assert time.perf_counter() - start < 0.5, (head, blank)
+
+
+# the word-headed rules (found from a literal word, then blanks): a run of blanks after the word, or after the
+# word and one more token, must not make a pattern try every split of the run
+WORD_HEADS = ["or", "and", "x or", "' or", "x' and", "or a", "or (", "hi or a=", "declare", "declare @a", "exec",
+              "exec(", "exec('a'", "select", "(select", "(select(", "order by", "order by 1", "call", "desc",
+              "start-sleep", ";start-sleep", "iex", "onerror=", "a onerror=", "=alert", "+alert(", "createelement(",
+              "./", "/a/", "/opt", "proc/self", "union", "case", "sleep(", "'a'=", "email is"]
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\n", "+"])
+def test_a_run_of_blanks_after_words_stays_linear(blank: str) -> None:
+    for head in WORD_HEADS:
+        for value in (head + blank * 20_000, head + blank * 20_000 + "x", head + (blank + head) * 2_000):
+            start = time.perf_counter()
+            ENGINE.scan(json_fields({"url": value, "text": value}))
+            assert time.perf_counter() - start < 0.5, (head, blank)
