@@ -71,6 +71,9 @@ _SLEEP = r"\s*(?:not\s+|!\s*)?(?:\(\s*)*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"
 # properties test with runs of blanks)
 _COMMENT_END = r"(?:--[\s\-+]*(?:\w{1,3}\s*)?|#\s*(?:\d+\s*)?|/\*.{0,40}\s*|;\s*(?:--|#).{0,20}\s*)$"
 _BOOLS = ("or", "and", "xor", "||", "&&", "having", "where", "when")
+_LITERAL_COMPARE = r"'\w{0,20}'(?:=|<>|!=)'|\"\w{0,20}\"(?:=|<>|!=)\""
+# `x'||'x` between word characters (a list of operators in code has `'||', 'c'`)
+_CONCAT_PROBE = r"'\|\|'(?<=\w'\|\|')(?=\w)"
 
 
 def _prepare(value: str) -> str:
@@ -175,11 +178,12 @@ SQLI = RuleSet(
         ("bool-compare", (("=", "like"), _BOOLS), _BoolCompare(), None),
         # (no needles: the anchored pattern fails at the first character for almost every value, sooner than
         # the eight `in` checks of the boolean words it contains anyway)
-        # a tautology of two equal operands: `'a'='a'`, `"1"="1"` (without blanks: the shell's `[ "z1" = "z1" ]` has
-        # them), and after a boolean `or a=a`, `) or (x=x` (`or 1=1` is bool-compare's) where the comparison
+        # two quoted literals compared, the probe's true and false halves (`'a'='a'`, `'1'='2'`, `"foo"<>"bar"`;
+        # without blanks: the shell's `[ "z1" = "z1" ]` has them), and a string concatenation probe (`x'||'x`)
+        ("literal-compare", (("=", "<>", "||"), ("'", '"')), re.compile(f"{_LITERAL_COMPARE}|{_CONCAT_PROBE}"),
+         rf"{_LITERAL_COMPARE}|'\|\|'"),
+        # a tautology after a boolean, `or a=a`, `) or (x=x` (`or 1=1` is bool-compare's), where the comparison
         # ends there, so `or x = x + 1` is arithmetic
-        ("tautology", (("=",), ("'", '"')), re.compile(r"'(\w{0,20})'='\1'|\"(\w{0,20})\"=\"\2\""),
-         r"'\w{0,20}'='|\"\w{0,20}\"=\""),
         ("tautology", (("=",), ("or", "and")),
          Leftmost([word("or"), word("and")],
                   r"\s+(?:\(\s*)*(\w{1,30})\s*=\s*(?:\(\s*)*\1(?!\w)"

@@ -22,7 +22,7 @@ import re
 from proxy.detect.base import Finding, PlainGate, entity_decoded, first_hit
 from proxy.detect.fields import Field
 from proxy.detect.prefilter import Rules, starting
-from proxy.detect.searchers import Hit, Literals
+from proxy.detect.searchers import Anchored, Hit, Literals, Short
 
 _TAG = re.compile(
     r"<\s*(?:/\s*)?(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer|ilayer|bgsound|xml"
@@ -110,8 +110,15 @@ _SINK = re.compile(rf"[\"'`]{_QUOTE_SINK}|^\s*[)}}\]]+{_CLOSE_SINK}")
 # a sink taken as a value (`a=eval;b=alert;a(b(1))`, `x=alert;x(1)`) or called inside an expression
 # (`+alert(0)+`): code, in a JavaScript context that needs no quote to break out of
 _SINK_NAMES = r"(?:alert|prompt|confirm|eval)"
-_ALIAS = r"=\s*(?:alert|eval)\s*;"  # not `prompt=prompt,` (a Python keyword argument)
+_ALIAS = r"=\s*(?:alert|eval)\s*[;,]"  # not `prompt=prompt,` (a Python keyword argument)
 _CONCAT = rf"\+\s*{_SINK_NAMES}\s*[(`][^)`]{{0,40}}[)`]\s*\+"
+# assigned without a blank, as a flash variable or query parameter is (`playerready=alert(1)`, `?alert(1)`),
+# and passed as a callback (`[1].find(alert)`; not `.write(prompt)`, a common variable), found from the `(`:
+# every `.` of prose would be a start
+_PARAM = r"=(?:alert|prompt|confirm)\s*[(`]|\?(?:alert|prompt|confirm)\s*[(`]|\((?<=\w\()\s*(?:alert|eval)\s*\)"
+# the whole value is one call of a sink (`alert(1)`, ``alert`1` ``, `(alert)(1)`, `alert&lpar;1&rpar;` once
+# entities are decoded): a value reflected into a script; "Alert(s) will be sent" goes on after the call
+_WHOLE_CALL = re.compile(rf"\s*\(?\s*{_SINK_NAMES}\s*\)?\s*(?:\([^()]{{0,60}}\)|`[^`]{{0,60}}`)\s*;?\s*(?://.*)?$")
 
 
 _RAW = Rules("xss", [
@@ -133,8 +140,10 @@ _DECODED = Rules("xss", [
     ("js-breakout", (("'", '"', "`", ")", "}", "]"), ("alert", "prompt", "confirm", "eval", "settimeout",
                      "setinterval", "fetch", "import", "document.", "location")), _SINK,
      starting("\"'`", _QUOTE_SINK) + "|" + starting(")}]", _CLOSE_SINK)),
-    ("js-sink", (("=", "+"), ("alert", "prompt", "confirm", "eval")), re.compile(f"{_ALIAS}|{_CONCAT}"),
-     f"{_ALIAS}|{_CONCAT}"),
+    ("js-sink", (("=", "+", "?", "("), ("alert", "prompt", "confirm", "eval")),
+     re.compile(f"{_ALIAS}|{_CONCAT}|{_PARAM}"), f"{_ALIAS}|{_CONCAT}|{_PARAM}"),
+    # (no needles: `Short` gives up on a long text at once, where four substring checks would each scan it)
+    ("js-sink", (), Short(Anchored(_WHOLE_CALL), max_len=100, max_lines=1), None),
 ])
 
 
@@ -145,7 +154,11 @@ class XssDetector:
 
     def match(self, value: str, field: Field) -> Finding | None:
         if "<" not in value and "=" not in value and ":" not in value and "(" not in value and "`" not in value:
-            return None
+            # nothing for the raw rules; entity-encoded code (`alert&lpar;1&rpar;`) is still code once decoded
+            if "&" not in value:
+                return None
+            decoded = entity_decoded(value)
+            return None if decoded is value else first_hit(_DECODED, decoded.lower(), field)
         hit = first_hit(_RAW, value, field)
         if hit is not None:
             return hit

@@ -162,8 +162,10 @@ FRESH_GENERALISED = [
 
 # shapes generalised from the misses of the second fresh set (attacks-fresh2/, benchmarks/corpus/RESULTS.md)
 FRESH2_GENERALISED = [
-    # equal operands: quoted literals without blanks, a boolean's identifier tautology
-    ("sqli", "'1'='1'", "sqli.tautology"), ("sqli", '"foo"="foo"', "sqli.tautology"),
+    # quoted literals compared without blanks (a probe's true and false halves) or concatenated; a boolean's
+    # identifier tautology
+    ("sqli", "'1'='1'", "sqli.literal-compare"), ("sqli", '"foo"="foo"', "sqli.literal-compare"),
+    ("sqli", "'a'='b'", "sqli.literal-compare"), ("sqli", "x'||'x", "sqli.literal-compare"),
     ("sqli", " or a=a", "sqli.tautology"), ("sqli", ") or (a=a", "sqli.tautology"),
     # a quote, a boolean, then `is [not] null` ended by SQL, or the next literal's quote ending the value
     ("sqli", "x' AND email IS NULL; --", "sqli.quote-bool"), ("sqli", "admin' or '", "sqli.quote-bool"),
@@ -184,6 +186,12 @@ FRESH2_GENERALISED = [
     ("lfi", "./WEB-INF/web.xml", "lfi.dot-slash"), ("lfi", "/opt/lampp/logs/access_log", "lfi.system-path"),
     ("lfi", "/usr/local/php5/httpd.conf.php", "lfi.system-path"), ("lfi", "proc/self/environ", "lfi.system-path"),
     ("lfi", "/private/etc/httpd/httpd.conf", "lfi.system-path"),
+    # a sink as a whole value, assigned as a parameter, passed as a callback, aliased with a comma (from the
+    # first fresh set's misses)
+    ("xss", "alert`1`", "xss.js-sink"), ("xss", "alert&lpar;1&rpar;", "xss.js-sink"),
+    ("xss", "(alert)(1)", "xss.js-sink"), ("xss", "a=alert,a(1)", "xss.js-sink"),
+    ("xss", "[1].find(alert)", "xss.js-sink"),
+    ("xss", "?playerready=alert(document.cookie)", "xss.js-sink"),
     # PowerShell cmdlets with their kind of argument
     ("cmdi", ";start-sleep -s 5", "cmdi.separator-weak"), ("cmdi", "|iex (new-object net.webclient)",
                                                            "cmdi.separator-weak"),
@@ -239,14 +247,15 @@ NEAR_MISSES = [
     "cat <<-EOF\n\t\t$commit_message\nEOF\ncommit_message=x", 'sed -i "s|$oldname|$newname|" f; newname=1',
     # near misses of FRESH2_GENERALISED (real text the first versions fired on: shell tests, Python, Node, POD)
     'if [ "z1" = "z1" ] ; then', 'if test "0" = "0" ;', "The field 'phone' or email is null.", "or x = x + 1",
-    "either a or b=b in logic", "'a'='b'", "(select(), poll(), epoll()...)", "select((select(STDOUT), $| = 1)[0]);",
+    "either a or b=b in logic", "(select(), poll(), epoll()...)", "select((select(STDOUT), $| = 1)[0]);",
     "const { exec } = require('node:child_process');\nexec('cat *.js missing_file | wc -l', (error) => {});",
     "path = Path(p)\nonerror = partial(on_rm_rf_error, start_path=path)", "shutil.rmtree(p, onerror=handler)",
     "builder = EnvBuilder(prompt=prompt, upgrade_deps=upgrade_deps)",
     "t = e.type;\nontype = type.indexOf(':') < 0 && 'on' + type",
     '<link rel="stylesheet" href="/static/site.css">', "B<link> and B<clone> are shorthands", "uploads/error.log",
     "My app writes logs/access.log daily", "see ./docs/setup.md", "I start-sleep at 10; get-content is a cmdlet",
-    "the online=yes option", "x = a + alert + b",
+    "the online=yes option", "x = a + alert + b", "Alert(s) will be sent", "the alert(1) is fine", "R&B and AT&T",
+    'if [ "a" = "b" ]', "d['a']='b'", "Use arr.find(x) here",
 ]
 
 
