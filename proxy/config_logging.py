@@ -173,7 +173,7 @@ class Logging(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json"] = "json"
     access_log: bool = True
-    # request headers copied into the access record as `http.request.headers.<name>` (redacted)
+    # request headers copied into the access record as `http.request.header.<name>` (redacted)
     headers: tuple[str, ...] = ()
     query: bool = True  # the query string as `url.query`, sensitive parameters redacted
     max_field: int = Field(2048, ge=64)  # longer user-controlled strings are cut

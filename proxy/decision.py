@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from enum import StrEnum
 from http import HTTPStatus
 
+# RFC 9110's names where Python 3.11's `HTTPStatus` phrases are the older ones (3.13 has these): a client
+# sees the same problem title whatever Python runs Bastion
+_TITLES = {413: "Content Too Large", 414: "URI Too Long", 416: "Range Not Satisfiable", 422: "Unprocessable Content"}
+
 
 class Reason(StrEnum):
     BAD_REQUEST = "bad_request"
@@ -109,7 +113,7 @@ class Denial(Exception):
         super().__init__(reason.value)
         self.status = status
         self.reason = reason
-        self.title = title or HTTPStatus(status).phrase
+        self.title = title or _TITLES.get(status) or HTTPStatus(status).phrase
         self.detail = detail
         self.headers = dict(headers) if headers else {}
         # the problem type the client sees; coarser than `reason` where the reason would help an

@@ -62,7 +62,8 @@ async def _supervise(cfg: Config, config_path: str, workers: int, loop_kind: str
     admin_app = create_admin_app(health, metrics=lambda: render_multiprocess(metrics_dir))
     admin_runner, admin_port = await start_admin(admin_app, cfg.admin.host, cfg.admin.port)
     log.warning(
-        "running %d workers: rate limits and revocations are per process unless store: redis is configured",
+        "running %d workers: rate limits, login lockouts and revocations are per process unless store: redis is"
+        " configured",
         workers,
     )
     # each slot keeps its log files and spool (proxy/logship) across restarts of its worker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,19 @@ def test_run_refuses_to_start_on_bad_config(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert f"{path}:2: upstream.connect_timeout: invalid duration 'soon'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_closed_stdout_is_no_traceback() -> None:
+    # `bastion check -c config.yaml | head -1`: the reader is gone before Bastion writes
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        res = subprocess.run([sys.executable, "-m", "proxy", "version"], stdout=write_end, stderr=subprocess.PIPE,
+                             text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, res.stderr
+    assert res.returncode == 1
 
 
 def test_version_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,8 @@ def _problem(raw: bytes, status: int) -> dict[str, object]:
     assert "server" not in headers
     doc = orjson.loads(body[: int(headers["content-length"])])
     assert doc["status"] == status and doc["request_id"] == headers["x-request-id"]
+    # RFC 9110's names on every Python (3.11's own phrases are "Request Entity Too Large", "Request-URI Too Long")
+    assert doc["title"] == {413: "Content Too Large", 414: "URI Too Long"}.get(status, doc["title"])
     return doc
 
 

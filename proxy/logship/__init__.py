@@ -24,8 +24,9 @@ def stdout_sink(stream: IO[bytes] | None = None) -> QueuedSink:
 
 
 def build_sinks(cfg: Logging, worker: str | None = None) -> list[QueuedSink]:
-    """`worker` ("w0", "w1", … or "main" for a supervisor) keeps files and spools per process:
-    two processes appending to one spool or rotating one file would corrupt both."""
+    """`worker` ("w0", "w1", … for workers, "sup" for the supervisor; None for a single process, whose spool
+    directory is "main") keeps files and spools per process: two processes appending to one spool or
+    rotating one file would corrupt both."""
     sinks: list[QueuedSink] = []
     for i, sink in enumerate(cfg.sinks):
         if isinstance(sink, StdoutSink):
