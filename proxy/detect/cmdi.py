@@ -136,6 +136,11 @@ class _VariableCommand:
         return None
 
 
+_BRACE = rf"\s*\{{\s*{_PATH}{words(_PROGRAMS)},[^{{}}\s]*\}}"
+_NODE = (r"\(\s*['\"`](?:node:)?child_process['\"`]\s*\)\s*\.\s*(?:exec|execsync|execfile|execfilesync|spawn|spawnsync"
+         r"|fork)\s*\(")
+
+
 def _heads(heads: tuple[str, ...], tail: str) -> str:
     """`(?:a|b)tail` as `a tail|b tail`: the form a screen needs (prefilter.py); `heads` are regex source."""
     return "|".join(head + tail for head in heads)
@@ -168,6 +173,12 @@ CMDI = RuleSet(
         # server-side include: `<!--#exec cmd="ls"-->`
         ("ssi", (("<!--#",),), re.compile(r"<!--#\s*exec\s+(?:cmd|cgi)\s*=")),
         ("shellshock", (("()",),), re.compile(r"\(\)\s*\{\s*:?\s*;?\s*\}\s*;")),
+        # bash brace expansion runs a command without a blank: `|{echo,Y2F0...}|{base64,-d}|bash` (screen: the
+        # separators' own, which already takes a `{` before the program)
+        ("brace", ((",",), ("{",)), re.compile(_heads(_SEP_HEADS, _BRACE)), _heads(_SEP_HEADS, _AFTER_EITHER)),
+        # Node's child_process called from injected JavaScript (`process.mainModule.require('child_process')
+        # .exec(...)`); the import alone is documentation
+        ("node", (("child_process",),), re.compile(_NODE), _NODE),
         ("ifs", (("$",), ("ifs", "${")), re.compile(r"\$\{?ifs\b|\$\{[a-z_]+:\d+:\d+\}")),
         ("reverse-shell", (("/dev/tcp", "/dev/udp"),), re.compile(r"/dev/(?:tcp|udp)/")),
         ("reverse-shell", (("-",), ("nc ", "ncat", "netcat")),

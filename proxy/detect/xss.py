@@ -25,7 +25,9 @@ from proxy.detect.prefilter import Rules, starting
 from proxy.detect.searchers import Anchored, Hit, Literals, Short
 
 _TAG = re.compile(
-    r"<\s*(?:/\s*)?(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer|ilayer|bgsound|xml"
+    # (an XML namespace prefix too: `<x:script xmlns:x="http://www.w3.org/1999/xhtml">` runs in an XHTML document)
+    r"<\s*(?:/\s*)?(?:[a-z][\w-]{0,20}:)?(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer"
+    r"|ilayer|bgsound|xml"
     r"|vmlframe)(?=[\s/>\x0b\x0c]|$)"
 )
 _ON = re.compile(r"on[a-z]{3,40}\s*=")
@@ -116,9 +118,11 @@ _CONCAT = rf"\+\s*{_SINK_NAMES}\s*[(`][^)`]{{0,40}}[)`]\s*\+"
 # and passed as a callback (`[1].find(alert)`; not `.write(prompt)`, a common variable), found from the `(`:
 # every `.` of prose would be a start
 _PARAM = r"=(?:alert|prompt|confirm)\s*[(`]|\?(?:alert|prompt|confirm)\s*[(`]|\((?<=\w\()\s*(?:alert|eval)\s*\)"
-# the whole value is one call of a sink (`alert(1)`, ``alert`1` ``, `(alert)(1)`, `alert&lpar;1&rpar;` once
-# entities are decoded): a value reflected into a script; "Alert(s) will be sent" goes on after the call
-_WHOLE_CALL = re.compile(rf"\s*\(?\s*{_SINK_NAMES}\s*\)?\s*(?:\([^()]{{0,60}}\)|`[^`]{{0,60}}`)\s*;?\s*(?://.*)?$")
+# the whole value is one call of a sink, perhaps in brackets (`alert(1)`, ``alert`1` ``, `(alert)(1)`,
+# `{alert(document.domain)}`, and `alert&lpar;1&rpar;` once entities are decoded): a value reflected into a
+# script; "Alert(s) will be sent" goes on after the call
+_WHOLE_CALL = re.compile(rf"\s*[({{\[]?\s*\(?\s*{_SINK_NAMES}\s*\)?\s*(?:\([^()]{{0,60}}\)|`[^`]{{0,60}}`)"
+                         r"\s*[)}\]]?\s*;?\s*(?://.*)?$")
 
 
 _RAW = Rules("xss", [

@@ -192,6 +192,12 @@ FRESH2_GENERALISED = [
     ("xss", "(alert)(1)", "xss.js-sink"), ("xss", "a=alert,a(1)", "xss.js-sink"),
     ("xss", "[1].find(alert)", "xss.js-sink"),
     ("xss", "?playerready=alert(document.cookie)", "xss.js-sink"),
+    # from the third fresh set's misses (real exploit requests): bash brace expansion, Node's child_process,
+    # an XHTML-namespaced script element, a sink call in braces
+    ("cmdi", "x|{echo,Y2F0IC4uL2V0Yy9wYXNzd2Q=}|{base64,-d}|bash", "cmdi.brace"),
+    ("cmdi", "process.mainModule.require('child_process').exec('nslookup x')", "cmdi.node"),
+    ("xss", '<x:script xmlns:x="http://www.w3.org/1999/xhtml">alert(1)</x:script>', "xss.tag"),
+    ("xss", "{alert(document.domain)}", "xss.js-sink"),
     # PowerShell cmdlets with their kind of argument
     ("cmdi", ";start-sleep -s 5", "cmdi.separator-weak"), ("cmdi", "|iex (new-object net.webclient)",
                                                            "cmdi.separator-weak"),
@@ -256,6 +262,8 @@ NEAR_MISSES = [
     "My app writes logs/access.log daily", "see ./docs/setup.md", "I start-sleep at 10; get-content is a cmdlet",
     "the online=yes option", "x = a + alert + b", "Alert(s) will be sent", "the alert(1) is fine", "R&B and AT&T",
     'if [ "a" = "b" ]', "d['a']='b'", "Use arr.find(x) here",
+    "const { exec } = require('node:child_process');", "echo {a,b}", "x; {a,b}", "<dc:title>x</dc:title>",
+    "<svg:rect/>",
 ]
 
 

@@ -83,7 +83,8 @@ def test_a_run_of_blanks_after_punctuation_stays_linear(blank: str) -> None:
 WORD_HEADS = ["or", "and", "x or", "' or", "x' and", "or a", "or (", "hi or a=", "declare", "declare @a", "exec",
               "exec(", "exec('a'", "select", "(select", "(select(", "order by", "order by 1", "call", "desc",
               "start-sleep", ";start-sleep", "iex", "onerror=", "a onerror=", "=alert", "+alert(", "createelement(",
-              "./", "/a/", "/opt", "proc/self", "union", "case", "sleep(", "'a'=", "email is"]
+              "./", "/a/", "/opt", "proc/self", "union", "case", "sleep(", "'a'=", "email is", "|{echo,", "{alert(",
+              "<x:", "(alert", "child_process", "=alert("]
 
 
 @pytest.mark.parametrize("blank", [" ", "\t", "\n", "+"])
