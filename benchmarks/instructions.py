@@ -4,8 +4,9 @@
 `run.py`'s CPU µs per request moves by ±15 % between rounds here (2 shared vCPUs, other tenants,
 frequency changes), which is larger than most single changes Bastion's hot path can make. A count of
 executed user-space instructions does not move with the neighbours: the same build measured twice
-agrees within ~1.5 %. So this script measures each target under callgrind, sequentially, and reports
-instructions per request and the ratio to the yardstick (`../shared/bench/bare_proxy.py`).
+agrees within ~1.5 % (every target runs with `PYTHONHASHSEED=0`). So this script measures each target
+under callgrind, sequentially, and reports instructions per request and the ratio to the yardstick
+(`../shared/bench/bare_proxy.py`).
 
 What it does not see: kernel time (system calls, the loopback TCP stack; about the same for every
 proxy here, each makes the same reads and writes per request), cache misses and stalls. It is a
@@ -31,6 +32,7 @@ Targets (all 1 worker, GET /small of run.py's upstream):
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -117,6 +119,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10, help="counted load per target (wrk -c8)")
     ap.add_argument("--source", type=Path, default=run.REPO, help="directory whose proxy/ package is measured")
     args = ap.parse_args()
+    # one string-hash seed for every target: with a random one, dict and set probing differ between runs and
+    # the same build's count moved by a few per cent (measured on the detector bench, ±3.5 %)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
     for tool in ("valgrind", "callgrind_control", "wrk"):
         if not shutil.which(tool):
             print(f"instructions.py needs {tool} (apt-get install valgrind wrk)", file=sys.stderr)
