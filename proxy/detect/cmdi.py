@@ -67,9 +67,12 @@ _WEAK = (
     r"|reg\s+(?:add|query|delete|save|export)\b|netsh\s+\w+|route\s+(?:print|add|-n)"
     r"|find\s+[/.][^;|&]*-(?:name|exec|perm)|rm\s+-[rf]+|kill\s+-?\d|touch\s+/|cp\s+/|mv\s+/"
     r"|timeout\s+/t\b"
-    # PowerShell cmdlets with their kind of argument (`;start-sleep -s 5`, `|iex (new-object ...)`, a URL, a path)
-    r"|start-sleep\s+(?:-(?:s|seconds|m|milliseconds)\s+)?\d|(?:invoke-expression|iex)\s*[($'\"]"
-    r"|(?:invoke-webrequest|invoke-restmethod)\s+(?:-uri\s+)?['\"]?https?:"
+    # PowerShell cmdlets with their kind of argument (`;start-sleep -s 5`, `-sec 5`: parameter names may be
+    # shortened; `|iex (new-object ...)`, `|iex $x`, and `iex` ending a download cradle `iwr -useb URL|iex`;
+    # a URL; a path) - not "NYSE; IEX (Investors Exchange)" or Elixir's `iex(1)>` prompt
+    r"|start-sleep\s+(?:-[sm]\w*\s+)?\d"
+    r"|(?:invoke-expression|iex)\s*(?:\(\s*(?:new-object|iwr|irm|invoke-|\[|['\"$])|[$'\"]|$)"
+    r"|(?:invoke-webrequest|invoke-restmethod|iwr|irm)\s+(?:-\w+\s+)*['\"]?https?:"
     r"|get-content\s+(?:-path\s+)?['\"]?(?:[a-z]:\\|/|\.\.?[\\/]|\$env:)"
     # `last` (logins) is a word too: only glued to its separator, where prose puts a blank (`&&last`), not
     # after `;` or `|` (`first;last;email` is a CSV header, `(first|last)` an alternation), and ending a command
@@ -93,7 +96,7 @@ _PROGRAMS = (
     "passwd sudo ls pwd dir env hostname ps killall pkill tftp socat phpinfo getent lsof printenv net.exe "
     "id perl python php ruby lua node bash sh zsh ksh csh dash powershell pwsh cmd cat more less head tail type tac "
     "nl strings ping sleep echo exit set net reg netsh route find rm kill touch cp mv timeout last start-sleep "
-    "invoke-expression invoke-webrequest invoke-restmethod get-content iex"
+    "invoke-expression invoke-webrequest invoke-restmethod get-content iex iwr irm"
 ).split()
 _AFTER_EITHER = rf"{_BLANKS}(?:\{{\s*)?{_PATH}{words(_PROGRAMS)}"
 _AFTER_NL = rf"{_BLANKS}(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s+;|&`)'\"<>#\\$])|{_WEAK})"
@@ -136,7 +139,9 @@ class _VariableCommand:
         return None
 
 
-_BRACE = rf"\s*\{{\s*{_PATH}{words(_PROGRAMS)},[^{{}}\s]*\}}"
+# (glued to the separator, as a shell without blanks needs it, and with a shell's kind of argument: an option,
+# a path, a variable, a redirection or a base64 blob; not a Markdown table's `| {id,name} |` or `;{env,prod}`)
+_BRACE = rf"\{{{_PATH}{words(_PROGRAMS)},(?=[^{{}}\s]*(?:[-/$<>]|[a-z0-9+=]{{12}}))[^{{}}\s]*\}}"
 _NODE = (r"\(\s*['\"`](?:node:)?child_process['\"`]\s*\)\s*\.\s*(?:exec|execsync|execfile|execfilesync|spawn|spawnsync"
          r"|fork)\s*\(")
 

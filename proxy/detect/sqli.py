@@ -39,7 +39,8 @@ _STATEMENT = (
     r"|truncate\s+table\b|exec(?:ute)?\s+(?:master\.|xp_|sp_)|declare\s+@|shutdown\b"
     # `exec(@q)`, `exec ('sel' + 'ect')`: dynamic SQL (not `exec('cat *.js', cb)`, Node's child_process)
     r"|exec(?:ute)?\s*\(\s*(?:@\w|'[^']{0,20}'\s*\+\s*')"
-    r"|waitfor\s+(?:delay|time)\b|call\s+[\w.]+\s*\(|desc(?:ribe)?\s+[\w.]+\s*(?:;|--|#|$)"
+    # `CALL p(...)` with literal or no arguments, `DESC t;` (not "; call John (mobile)", "; describe impact")
+    r"|waitfor\s+(?:delay|time)\b|call\s+[\w.]+\((?:\s*\)|\s*['\"@\d])|desc(?:ribe)?\s+[\w.`]+\s*(?:;|--|#)"
     r"|begin\s+(?:dbms_|declare)|copy\s+[\w.]+\s+(?:from|to)\s+program|if\s*\()"
 )
 _STRONG_FUNCS = (
@@ -72,8 +73,13 @@ _SLEEP = r"\s*(?:not\s+|!\s*)?(?:\(\s*)*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"
 _COMMENT_END = r"(?:--[\s\-+]*(?:\w{1,3}\s*)?|#\s*(?:\d+\s*)?|/\*.{0,40}\s*|;\s*(?:--|#).{0,20}\s*)$"
 _BOOLS = ("or", "and", "xor", "||", "&&", "having", "where", "when")
 _LITERAL_COMPARE = r"'\w{0,20}'(?:=|<>|!=)'|\"\w{0,20}\"(?:=|<>|!=)\""
-# `x'||'x` between word characters (a list of operators in code has `'||', 'c'`)
-_CONCAT_PROBE = r"'\|\|'(?<=\w'\|\|')(?=\w)"
+# ... and the right literal ends the probe (the value, a comment, a boolean): not `@{"Accept"="application/json"}`
+# or "the condition 'yes'='yes' is always true"
+_PROBE_END = r"(?:['\"]?\s*$|['\"]\s*(?:--|#|;|\)|(?:or|and)\b))"
+_LITERAL_PROBE = rf"'\w{{0,20}}'(?:=|<>|!=)'\w{{0,20}}{_PROBE_END}|\"\w{{0,20}}\"(?:=|<>|!=)\"\w{{0,20}}{_PROBE_END}"
+# `x'||'x` ending the value, the application's quotes around it (prose's `'foo'||'bar'` and a list of
+# operators' `'||', 'c'` close their own)
+_CONCAT_PROBE = r"'\|\|'(?<=\w'\|\|')(?=\w{1,20}\s*$)"
 
 
 def _prepare(value: str) -> str:
@@ -180,7 +186,7 @@ SQLI = RuleSet(
         # the eight `in` checks of the boolean words it contains anyway)
         # two quoted literals compared, the probe's true and false halves (`'a'='a'`, `'1'='2'`, `"foo"<>"bar"`;
         # without blanks: the shell's `[ "z1" = "z1" ]` has them), and a string concatenation probe (`x'||'x`)
-        ("literal-compare", (("=", "<>", "||"), ("'", '"')), re.compile(f"{_LITERAL_COMPARE}|{_CONCAT_PROBE}"),
+        ("literal-compare", (("=", "<>", "||"), ("'", '"')), re.compile(f"{_LITERAL_PROBE}|{_CONCAT_PROBE}"),
          rf"{_LITERAL_COMPARE}|'\|\|'"),
         # a tautology after a boolean, `or a=a`, `) or (x=x` (`or 1=1` is bool-compare's), where the comparison
         # ends there, so `or x = x + 1` is arithmetic
@@ -191,7 +197,8 @@ SQLI = RuleSet(
         # MS SQL dynamic SQL: `exec(@q)` runs a variable, `declare @s varchar(200)` makes one
         ("dynamic", (("exec",), ("@",)), re.compile(r"exec(?:ute)?\s*\(\s*@\w+\s*\)"), r"\(\s*@\w+\s*\)"),
         ("dynamic", (("declare",), ("@",)),
-         Literals({"declare": re.compile(r"declare\s+@\w+\s+(?:n?(?:var)?char|int|sysname|table)\b")}), None),
+         Leftmost([word("declare")], r"\s+@\w+\s+(?:as\s+)?(?:n?(?:var)?(?:char|binary)|(?:big)?int|sysname|table)\b"),
+         None),
         ("numeric-bool", (),
          Anchored(re.compile(rf"\s*-?\d+\s*(?:\)+\s*)?{_BOOL}\s+!?\s*(?:{_NUM}|[a-z_]\w*\()\s*(?:\)+\s*)?(?:{_CMP}|{_END}|$)"))),
         ("bare-bool", (), Anchored(re.compile(rf"\s*(?:or|and|xor|\|\||&&)\s+{_NUM}\s*(?:{_CMP}|{_END}|$)"))),
@@ -206,7 +213,7 @@ SQLI = RuleSet(
         # (searched per literal head: `(?:{_BOOL}|,|^)\s*...` would be tried at every position of the text)
         ("sleep", (("(",), ("sleep",)), Leftmost(_BOOL_HEADS + [(",", ",")], _SLEEP, at_start=True), None),
         ("subselect", (("(",), ("select",)),
-         re.compile(r"\(\s*select\s*\(\s*[\w@*]+\s*\)\s*from\b|\(\s*select\s+(?:\(|case\b|top\b|\*|\d|null\b|concat|char|count|@@|[a-z_]\w*\s*\(|[\w.]+\s*(?:,|\bfrom\b))")),
+         re.compile(r"\(\s*select\s*\(\s*(?:\d+|null|\*|@@\w+)\s*\)\s*from\b|\(\s*select\s+(?:\(|case\b|top\b|\*|\d|null\b|concat|char|count|@@|[a-z_]\w*\s*\(|[\w.]+\s*(?:,|\bfrom\b))")),
         ("case-when", (("=",), ("case",), ("when",)), Leftmost([word("case")], r"\s+when\s*(?:\(\s*)*\d+\s*=\s*\d+"),
          None),
         ("if", (("(",), ("if", "elt")), Calls(("if", "elt", "iif"), re.compile(r"\s*\d+\s*=\s*\d+")),
@@ -219,11 +226,12 @@ SQLI = RuleSet(
         ("ldap-filter", (("(|", "(&"),), re.compile(r"\(\s*[|&]\s*\(\s*[a-z][\w.-]{0,40}\s*[~<>]?=")),
         ("order-by", (("by",), ("order", "group")),
          Leftmost([word("order"), word("group")],
-                  rf"\s+by\s+\d+(?:\s*,\s*\d+)*(?:\s+(?:asc|desc)\b)?\s*(?:{_END}|$)"), None),
+                  rf"\s+by\s+\d+(?:\s+(?:asc|desc)\b)?(?:\s*,\s*\d+(?:\s+(?:asc|desc)\b)?)*\s*(?:{_END}|$)"),
+         None),
     ],
     _prepare,
     # a plain value keeps an apostrophe between letters (O'Brien), and `admin'or 1#` is one
     PlainGate(("union", "@@", " by ", "information_schema") + tuple("'" + b for b in _BOOLS if b.isalpha()),
               ("or ", "and ", "xor "),
-              re.compile(r"\d+\s*(?:or|and|xor)\s")),
+              re.compile(r"\d+\s*(?:or|and|xor|having|where|when)\s")),
 )

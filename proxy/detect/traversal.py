@@ -50,6 +50,14 @@ _SENSITIVE = (
 _TARGETS = ("etc/", "proc/", "var/", "windows", "winnt", "boot.ini", "win.ini", "inetpub", "system32", "root/",
             "home/", "usr/local", "xampp", "wamp", "program files", ".ssh", ".env", ".git", ".htpasswd", ".htaccess",
             "web.config", "web-inf", "wp-config", "apache", "shrc", "history", "profile", "login", "logout")
+# ... under a system's or a server stack's own directory (`/tmp/error.log`, `/docs/nginx.conf` are a project's)
+_SYSTEM_ROOTS = (r"(?:etc|var|usr|opt|srv|private|volumes|library|applications|lampp|xampp|wamp|inetpub|windows"
+                 r"|program files(?: \(x86\))?|apache\d?|nginx)")
+# a process's files that leak (`/proc/self/environ`, `/proc/1/cmdline`), not `proc/2/agenda`
+_PROC_FILES = r"(?:environ|cmdline|status|maps|smaps|mem|fd/|cwd|exe|root/|stat\b|mounts|mountinfo|net/|limits)"
+# files that hold secrets or configuration wherever they are (`./.env`, `./.git/config`, `./WEB-INF/web.xml`)
+_SECRET_FILES = (r"(?:\.env(?![\w.])|\.git/|\.ssh/|\.htpasswd|\.htaccess|web\.config|web-inf/|wp-config\.php"
+                 r"|\.(?:ba|z|k|c|tc)?shrc\b|\.(?:(?:ba|z|k)?sh_)?history\b|etc/(?:passwd|shadow))")
 # a web server's, PHP's or a database's configuration and log files, by name
 _SERVER_FILES = (r"(?:(?:httpd|apache2?|nginx|lighttpd)\.conf|php\.ini|my\.cnf|(?:access|error)[._]log|cpanel\.config"
                  r"|\.htpasswd|\.htaccess|web\.xml|web\.config|wp-config\.php)")
@@ -76,10 +84,11 @@ _RULES: list[Rule] = [
     # field aimed at them. One anchored pattern behind one `/` check (substring needles for each file name
     # would each scan a whole paragraph).
     ("system-path", (("/",),), Anchored(re.compile(
-        r"\s*(?:/*(?:/(?:private/+)?etc|/boot|proc/+(?:self|\d+))/+[\w.-]\S*"
-        rf"|/+(?:[\w.-]+/+){{0,8}}{_SERVER_FILES}(?:\.\w+)?)\s*$"))),
-    # a sensitive file named from the current directory (`./web.config`, `./WEB-INF/web.xml`)
-    ("dot-slash", (("./",),), Anchored(re.compile(rf"\s*\./+(?:[\w.-]+/+){{0,3}}{_SENSITIVE}"))),
+        rf"\s*(?:/*(?:/(?:private/+)?etc|/boot)/+[\w.-]\S*|/*proc/+(?:self|\d+)/+{_PROC_FILES}\S*"
+        rf"|/+{_SYSTEM_ROOTS}/+(?:[\w .-]+/+)*+{_SERVER_FILES}(?:\.\w+)?)\s*$"))),
+    # a sensitive file named from the current directory (`./web.config`, `./WEB-INF/web.xml`; not
+    # `./src/windows/registry.cc` or `./docs/.env.example`)
+    ("dot-slash", (("./",),), Anchored(re.compile(rf"\s*\./+(?:[\w.-]+/+){{0,3}}{_SECRET_FILES}"))),
 ]
 
 

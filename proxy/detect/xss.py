@@ -25,8 +25,9 @@ from proxy.detect.prefilter import Rules, starting
 from proxy.detect.searchers import Anchored, Hit, Literals, Short
 
 _TAG = re.compile(
-    # (an XML namespace prefix too: `<x:script xmlns:x="http://www.w3.org/1999/xhtml">` runs in an XHTML document)
-    r"<\s*(?:/\s*)?(?:[a-z][\w-]{0,20}:)?(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer"
+    # (an XML namespace prefix before `script` too: `<x:script xmlns:x="http://www.w3.org/1999/xhtml">` runs in
+    # an XHTML document; XSD's and XSLT's `<xs:import>` are everyday XML)
+    r"<\s*(?:/\s*)?(?:[a-z][\w-]{0,20}:(?=script))?(?:script|applet|base|meta|frameset|object|embed|isindex|xss|import|layer"
     r"|ilayer|bgsound|xml"
     r"|vmlframe)(?=[\s/>\x0b\x0c]|$)"
 )
@@ -34,7 +35,16 @@ _ON = re.compile(r"on[a-z]{3,40}\s*=")
 _TAG_START = re.compile(r"<[a-z!?]")
 # a handler, written as an attribute (no blank before `=`), whose value calls a sink: `onerror=alert(6)`,
 # ``onfocus=alert`1` ``, `onload="top.eval(name)"` (Python's `onerror=partial(...)` calls no sink)
-_CALL = re.compile(r"[\"'`]?\s*(?:(?:window|top|self|parent|this)\.)?(?:alert|prompt|confirm|eval|print)\s*[(`]")
+_CALL = re.compile(r"[\"'`]?\s*(?:(?:window|top|self|parent|this)\.)?(?:alert|prompt|confirm|eval)\s*[(`]")
+# ... and is a DOM event's (`onboarding=` is a word, not a handler)
+_EVENTS = frozenset(
+    "abort afterprint auxclick beforeinput beforeprint beforeunload begin blur cancel canplay canplaythrough change "
+    "click close contextmenu copy cuechange cut dblclick drop durationchange emptied end ended error focus focusin "
+    "focusout formdata fullscreenchange hashchange input invalid load loadeddata loadedmetadata loadstart message "
+    "offline online pagehide pageshow paste pause play playing popstate progress ratechange repeat reset resize scroll "
+    "scrollend search securitypolicyviolation seeked seeking select show slotchange stalled storage submit suspend "
+    "timeupdate toggle unload volumechange waiting wheel".split())
+_EVENT_PREFIXES = ("mouse", "key", "pointer", "touch", "drag", "animation", "transition", "before", "after")
 
 
 class _Handler:
@@ -47,20 +57,19 @@ class _Handler:
             i = m.start()
             if i and text[i - 1] not in " \t\n\r\x0c\"'`/;,":
                 continue
-            # the open tag: a `<` that is not a tag start is an attribute-name character inside one
-            # (`<svg </onload=...>`), so look further back, up to a `>`
+            # inside an open tag: a tag start after the last `>` (a `<` that is not one is an attribute-name
+            # character inside the tag, `<svg </onload=...>`); one search in C, not a walk over every `<`
             low = max(0, i - 400)
-            lt = text.rfind("<", low, i)
-            while lt != -1 and text.rfind(">", lt, i) == -1:
-                if _TAG_START.match(text, lt):
-                    return m
-                lt = text.rfind("<", low, lt)
+            if _TAG_START.search(text, max(low, text.rfind(">", low, i) + 1), i) is not None:
+                return m
             before = text[max(0, i - 80) : i].rstrip(" \t\n\r\x0c/")
             if not before or before[-1] in "\"'`":
                 return m
             # no tag and no quote in sight: an unquoted attribute value broken out of (`xyz onerror=alert(6)`)
             # counts when the handler is written as an attribute and its value calls a sink
-            if text[m.end() - 2] != " " and _CALL.match(text, m.end()):
+            name = m.group()[2:-1]
+            if (text[m.end() - 2] != " " and (name in _EVENTS or name.startswith(_EVENT_PREFIXES))
+                    and _CALL.match(text, m.end())):
                 return m
         return None
 
@@ -112,17 +121,25 @@ _SINK = re.compile(rf"[\"'`]{_QUOTE_SINK}|^\s*[)}}\]]+{_CLOSE_SINK}")
 # a sink taken as a value (`a=eval;b=alert;a(b(1))`, `x=alert;x(1)`) or called inside an expression
 # (`+alert(0)+`): code, in a JavaScript context that needs no quote to break out of
 _SINK_NAMES = r"(?:alert|prompt|confirm|eval)"
-_ALIAS = r"=\s*(?:alert|eval)\s*[;,]"  # not `prompt=prompt,` (a Python keyword argument)
+# (screen: from the `=`; the searcher then wants the alias called later: `a=eval;b=alert;a(b(1))`, not
+# `kind=alert, severity=high`; not `prompt=prompt,`, a Python keyword argument)
+_ALIAS = r"=\s*(?:alert|eval)\s*[;,]"
+_ALIAS_CALLED = r"(?<![\w$])([a-z_$][\w$]{0,30})\s*=\s*(?:alert|eval)\s*[;,].{0,80}?(?<![\w$.])\1\s*\("
 _CONCAT = rf"\+\s*{_SINK_NAMES}\s*[(`][^)`]{{0,40}}[)`]\s*\+"
 # assigned without a blank, as a flash variable or query parameter is (`playerready=alert(1)`, `?alert(1)`),
-# and passed as a callback (`[1].find(alert)`; not `.write(prompt)`, a common variable), found from the `(`:
-# every `.` of prose would be a start
-_PARAM = r"=(?:alert|prompt|confirm)\s*[(`]|\?(?:alert|prompt|confirm)\s*[(`]|\((?<=\w\()\s*(?:alert|eval)\s*\)"
+# and passed to an array or promise method as its callback (`[1].find(alert)`; not `notify(alert)` or
+# `.write(prompt)`), found from the `(`: every `.` of prose would be a start
+_CALLBACK_OF = "|".join(rf"(?<=\.{m}\()" for m in (
+    "find", "map", "filter", "foreach", "some", "every", "then", "call", "apply", "reduce", "catch"))
+_PARAM = (r"=alert\s*[(`]|\?alert\s*[(`]"
+          rf"|\((?:{_CALLBACK_OF})\s*(?:alert|eval)\s*\)")
 # the whole value is one call of a sink, perhaps in brackets (`alert(1)`, ``alert`1` ``, `(alert)(1)`,
 # `{alert(document.domain)}`, and `alert&lpar;1&rpar;` once entities are decoded): a value reflected into a
 # script; "Alert(s) will be sent" goes on after the call
-_WHOLE_CALL = re.compile(rf"\s*[({{\[]?\s*\(?\s*{_SINK_NAMES}\s*\)?\s*(?:\([^()]{{0,60}}\)|`[^`]{{0,60}}`)"
-                         r"\s*[)}\]]?\s*;?\s*(?://.*)?$")
+# (the argument is code's: a number, a string, `document.domain`, a regex's source; "confirm(order)" is a note)
+_ARG = r"(?:\s*(?:-?\d|['\"`/]|(?:document|window|location|top|self|this|string\.fromcharcode)\b)[^()]{0,60}|\s*)"
+_WHOLE_CALL = re.compile(rf"\s*[({{\[]?\s*\(?\s*(?:(?:window|top|self|parent)\.)?{_SINK_NAMES}\s*\)?\s*"
+                         rf"(?:\({_ARG}(?:\([^()]{{0,40}}\)[^()]{{0,20}})?\)|`[^`]{{0,60}}`)\s*[)}}\]]?\s*;?\s*(?://.*)?$")
 
 
 _RAW = Rules("xss", [
@@ -145,7 +162,7 @@ _DECODED = Rules("xss", [
                      "setinterval", "fetch", "import", "document.", "location")), _SINK,
      starting("\"'`", _QUOTE_SINK) + "|" + starting(")}]", _CLOSE_SINK)),
     ("js-sink", (("=", "+", "?", "("), ("alert", "prompt", "confirm", "eval")),
-     re.compile(f"{_ALIAS}|{_CONCAT}|{_PARAM}"), f"{_ALIAS}|{_CONCAT}|{_PARAM}"),
+     re.compile(f"{_ALIAS_CALLED}|{_CONCAT}|{_PARAM}"), f"{_ALIAS}|{_CONCAT}|{_PARAM}"),
     # (no needles: `Short` gives up on a long text at once, where four substring checks would each scan it)
     ("js-sink", (), Short(Anchored(_WHOLE_CALL), max_len=100, max_lines=1), None),
 ])

