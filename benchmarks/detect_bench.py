@@ -215,7 +215,7 @@ def fresh_by_source(engine: Engine, folder: str = "attacks-fresh") -> list[str]:
 
 
 def as_request(line: str) -> tuple[str, str, bytes | None, dict[str, Any]]:
-    """A line of attacks-fresh3/ (a whole query string, target or JSON body of a real exploit request) as
+    """A line of attacks-fresh3/ or -fresh4/ (a whole query string, target or JSON body of a request) as
     that request: method, target, body for CRS, and `request_fields` arguments for Bastion. `?q=<line>`
     would make one value of `a=1&id=SLEEP(7)`, where the application sees `id` = `SLEEP(7)`."""
     if line.startswith("{"):
@@ -306,7 +306,7 @@ def main() -> None:
         rule_line += "---:|---:|"
     lines += [head, rule_line]
     sets = ("attacks",) if args.tuning_only else ("attacks", "attacks-heldout", "attacks-fresh", "attacks-fresh2",
-                                                  "attacks-fresh3")
+                                                  "attacks-fresh3", "attacks-fresh4")
     for folder in sets:
         attacks = load_attacks(folder)
         crs = modsec_rates(modsec, attacks) if modsec else {}
@@ -319,7 +319,7 @@ def main() -> None:
             lines.append(row)
     if not args.tuning_only:
         lines += fresh_by_source(rule) + fresh_by_source(rule, "attacks-fresh2")
-        lines += request_rates(rule, modsec, "attacks-fresh3")
+        lines += request_rates(rule, modsec, "attacks-fresh3") + request_rates(rule, modsec, "attacks-fresh4")
     head = "| benign set | requests | Bastion false positives (rule) | without the snippet exclusion |"
     lines += ["", head + (" CRS PL1 false positives |" if modsec else ""),
               "|---|---:|---:|---:|" + ("---:|" if modsec else "")]
