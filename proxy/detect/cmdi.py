@@ -21,6 +21,12 @@ run as the command (`CMD=$'whoami';$CMD`), a server-side include (`<!--#exec cmd
 in front of a command (weaker: the program must end the command or take a shell argument), and `+` for a
 blank after a separator (a URL-form payload as the JSON text it was in a query string).
 
+Obfuscation a shell undoes is undone for a second look when the first finds nothing: quotes and
+backslashes inside a word (`c'a't`, `who\ami`), cmd.exe's `^` (`w^hoami`), special parameters and empty
+substitutions inside a word (`c$@at /et$@c/pas$@swd`, `pi$()ng`, ``pi``ng``). Also cmd.exe `FOR` loops
+(`for /f %a in (...) do ...`), a variable run as a command with arguments (`c=cat&&$c $a$b`), Windows
+`%SYSTEMROOT%` paths after `type`, `format c:`, and PowerShell download cradles as the whole value.
+
 A line break is a separator only in short values (at most 3 lines and 256 characters): free text
 with a fenced code block legitimately has `\ncurl ...`; an injection that relies on the line break alone
 and pads the value past that is not caught (one using `;`, `|`, `&` or `$(` still is).
@@ -34,7 +40,8 @@ from __future__ import annotations
 
 import re
 
-from proxy.detect.base import PlainGate, RuleSet
+from proxy.detect.base import Finding, PlainGate, RuleSet
+from proxy.detect.fields import Field
 from proxy.detect.prefilter import starting, words
 from proxy.detect.searchers import Anchored, Calls, Leftmost, Short, word
 
@@ -59,14 +66,14 @@ _WEAK = (
     r"id(?=\s*$|\s*[\n;&`)'\"\\]|\|(?!\s))"
     r"|(?:perl|python[23]?|php|ruby|lua|node|bash|sh|zsh|ksh|csh|dash|powershell|pwsh|cmd)"
     r"\s+(?:-\w|/|<|['\"]|[\w-]+\.(?:py|pl|php|rb|sh|js|ps1))|"
-    r"(?:cat|more|less|head|tail|type|tac|nl|strings)\s+(?:-\w+\s+)*(?:[~.]{0,2}/|[a-z]:[\\/]|\$|[\w.-]+\."
+    r"(?:cat|more|less|head|tail|type|tac|nl|strings)\s+(?:-\w+\s+)*(?:[~.]{0,2}/|[a-z]:[\\/]|\$|%\w+%|[\w.-]+\."
     r"(?:php|txt|ini|conf|config|log|py|sh|env|xml|json|ya?ml|cfg|bak|sql|pem|key|htaccess|htpasswd)\b)"
     r"|ping\s+(?:-[a-z]+\s*\d*\s+)*(?:-[a-z]|\d{1,3}\.|[\w-]+\.[a-z]{2,}|localhost)"
     r"|sleep\s+\d+|echo\s+(?:[\"'$]|\w+(?:\$|\s*(?:[>|;&]|$)))|exit\b\s*(?:\d|$|;)|set\s*(?:$|[|&;])"
     r"|net\s+(?:user|localgroup|view|share|use|start|stop|group|accounts|session)\b"
     r"|reg\s+(?:add|query|delete|save|export)\b|netsh\s+\w+|route\s+(?:print|add|-n)"
     r"|find\s+[/.][^;|&]*-(?:name|exec|perm)|rm\s+-[rf]+|kill\s+-?\d|touch\s+/|cp\s+/|mv\s+/"
-    r"|timeout\s+/t\b"
+    r"|timeout\s+/t\b|format\s+[a-z]:"
     # PowerShell cmdlets with their kind of argument (`;start-sleep -s 5`, `-sec 5`: parameter names may be
     # shortened; `|iex (new-object ...)`, `|iex $x`, and `iex` ending a download cradle `iwr -useb URL|iex`;
     # a URL; a path) - not "NYSE; IEX (Investors Exchange)" or Elixir's `iex(1)>` prompt
@@ -96,7 +103,7 @@ _PROGRAMS = (
     "passwd sudo ls pwd dir env hostname ps killall pkill tftp socat phpinfo getent lsof printenv net.exe "
     "id perl python php ruby lua node bash sh zsh ksh csh dash powershell pwsh cmd cat more less head tail type tac "
     "nl strings ping sleep echo exit set net reg netsh route find rm kill touch cp mv timeout last start-sleep "
-    "invoke-expression invoke-webrequest invoke-restmethod get-content iex iwr irm"
+    "invoke-expression invoke-webrequest invoke-restmethod get-content iex iwr irm format"
 ).split()
 _AFTER_EITHER = rf"{_BLANKS}(?:\{{\s*)?{_PATH}{words(_PROGRAMS)}"
 _AFTER_NL = rf"{_BLANKS}(?:\{{\s*)?{_PATH}(?:{_STRONG}(?=$|[\s+;|&`)'\"<>#\\$])|{_WEAK})"
@@ -116,9 +123,11 @@ _END = r"\s*(?:['\"`]\s*)?$"
 _ARITH = r"\(\(\s*\d+\s*[-+*/%]\s*\d+\s*\)\)"
 _VAR_SEPS = (";", "&&", "||")
 _VAR_HEADS = (";", "&&", r"\|\|")
-_VAR_TAIL = r"\s*\$\{?[a-z_]\w*\}?\s*(?:$|[;|&\n`)])"
+_VAR_TAIL = r"\s*\$\{?[a-z_]\w*\}?(?:\s*(?:$|[;|&\n`)])|\s+(?:-\w|/|\$|[\w.-]+/))"
 _ASSIGN = re.compile(r"(?<![\w$])([a-z_]\w*)=")
-_VAR_USE = re.compile("(?:" + "|".join(_VAR_HEADS) + r")\s*\$\{?([a-z_]\w*)\}?\s*(?=$|[;|&\n`)])")
+# (the variable ends the command, or takes arguments: `$c $a$b`, `$CMD -la /`)
+_VAR_USE = re.compile("(?:" + "|".join(_VAR_HEADS)
+                      + r")\s*\$\{?([a-z_]\w*)\}?(?=\s*(?:$|[;|&\n`)])|\s+(?:-\w|/|\$|[\w.-]+/))")
 
 
 class _VariableCommand:
@@ -146,13 +155,20 @@ _NODE = (r"\(\s*['\"`](?:node:)?child_process['\"`]\s*\)\s*\.\s*(?:exec|execsync
          r"|fork)\s*\(")
 
 
+# cmd.exe's FOR loop: `for /f "tokens=1" %a in ('cmd') do ...`, `FOR %%i IN (set) DO x` (prose has no `%a in (`)
+_FOR = r"for\s+(?:/[dflr]\s+(?:\"[^\"]{0,80}\"\s+|[a-z]:\\\S*\s+)?)*%%?\S\s+in\s*\("
+# what a shell removes inside a word: quotes and backslashes between letters, cmd.exe's `^`, special
+# parameters (`$@`, `$*` ...) and empty substitutions (`$()`, ``` `` ```, `<()`)
+_OBFUSCATION = re.compile(r"(?<=\w)(?:['\"\\^]|\$[@*!?#_$-]|\$\(\)|``|[<>]\(\))+(?=\w|/)")
+
+
 def _heads(heads: tuple[str, ...], tail: str) -> str:
     """`(?:a|b)tail` as `a tail|b tail`: the form a screen needs (prefilter.py); `heads` are regex source."""
     return "|".join(head + tail for head in heads)
 
 
 
-CMDI = RuleSet(
+_CMDI = RuleSet(
     "cmdi",
     # (the class pre-filter: one of these; the commonest in benign text first, so most fields pass at once)
     (("/", "-", "(", ";", "\n", "&", "`", "<", "%", "|", "$", "\\", "\r", "config", "sleep ", "net ", "dir ", "whoami",
@@ -181,6 +197,7 @@ CMDI = RuleSet(
         # bash brace expansion runs a command without a blank: `|{echo,Y2F0...}|{base64,-d}|bash` (screen: the
         # separators' own, which already takes a `{` before the program)
         ("brace", ((",",), ("{",)), re.compile(_heads(_SEP_HEADS, _BRACE)), _heads(_SEP_HEADS, _AFTER_EITHER)),
+        ("for-loop", (("for",), ("%",), (" in",)), re.compile(_FOR), r"%%?\S\s+in\s*\("),
         # Node's child_process called from injected JavaScript (`process.mainModule.require('child_process')
         # .exec(...)`); the import alone is documentation
         ("node", (("child_process",),), re.compile(_NODE), _NODE),
@@ -211,9 +228,36 @@ CMDI = RuleSet(
         ("bare", (), Short(Anchored(re.compile(
             rf"[\s+]*{_QUOTE}(?:(?:whoami|ipconfig|ifconfig|netstat|systeminfo|sysinfo|uname|tasklist)"
             rf"(?:\s+[-/]\w+)*{_END}|(?:net\s+(?:user|localgroup|view)|reg\s+add|netsh\s+\w+)\b"
-            rf"|dir[\s+]+[a-z]:\\|ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*{_END}|sleep\s+\d+{_END})")), max_len=160)),
+            rf"|dir[\s+]+[a-z]:\\|ls\s+(?:-[a-z]+\s+)+/[\w/.*-]*{_END}|sleep\s+\d+{_END}"
+            # a PowerShell download cradle (`iex (iwr http://x/a.ps1)`, `Invoke-WebRequest http://x/a.ps1`)
+            r"|(?:iex|invoke-expression)\s*\(\s*(?:new-object|iwr|irm|invoke-)"
+            r"|(?:invoke-webrequest|invoke-restmethod|iwr|irm)\s+(?:-\w+\s+)*['\"]?https?:\S+\.ps1\b)")),
+         max_len=160)),
     ],
     plain=PlainGate(("nc ", "ncat", "netcat", "/dev/", "-e /bin/", "mkfifo", "powershell", "python", "perl", "ruby"),
                     ("whoami", "ipconfig", "ifconfig", "netstat", "systeminfo", "sysinfo", "uname", "tasklist", "net ",
-                     "reg ", "netsh", "dir ", "ls ", "sleep ")),
+                     "reg ", "netsh", "dir ", "ls ", "sleep ", "invoke-", "iwr ", "irm ", "iex ", "iex(")),
 )
+
+
+class CmdiDetector:
+    """The rules above, then - when they find nothing - the same rules on the value with the in-word
+    obfuscation a shell removes taken out (see the module docstring): a second text, not a replacement,
+    so a rule that needs the original (`$_GET[`) still sees it."""
+
+    name = "cmdi"
+    cls = "cmdi"
+    plain = _CMDI.plain
+
+    def match(self, value: str, field: Field) -> Finding | None:
+        hit = _CMDI.match(value, field)
+        if hit is not None:
+            return hit
+        if "$" not in value and "`" not in value and "\\" not in value and "'" not in value and '"' not in value \
+                and "^" not in value and "(" not in value:
+            return None
+        plain = _OBFUSCATION.sub("", value)
+        return _CMDI.match(plain, field) if plain != value else None
+
+
+CMDI = CmdiDetector()

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote
 
 Source = Literal["query", "path", "body", "cookie", "header"]
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|%u[0-9A-Fa-f]{4}")
+_PERCENT_U = re.compile(r"%[uU]([0-9A-Fa-f]{4})")
 
 
 class Field(NamedTuple):
@@ -55,6 +56,8 @@ def _decoded_again(value: str) -> str | None:
     if "%" not in value or not _ESCAPE.search(value):
         return None
     again = unquote(value, errors="surrogateescape")
+    if "%u" in again or "%U" in again:  # IIS's `%uff1c` (a full-width `<`, which NFKC then makes `<`)
+        again = _PERCENT_U.sub(lambda m: chr(int(m.group(1), 16)), again)
     return again if again != value else None
 
 

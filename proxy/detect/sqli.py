@@ -31,7 +31,8 @@ _END = r"(?:--|#|/\*|;)"
 _STR = r"(?:'[^']{0,40}'|\"[^\"]{0,40}\")"
 _NUM = r"(?:-?\d+(?:\.\d+)?|0x[0-9a-f]+|true|false|null|@@?[a-z_][\w.]{0,40})"  # @@global.version
 _IDENT = r"[a-z_][\w.]{0,30}"
-_SELECT = r"select\s+(?:\*|@@|null\b|\d|[a-z_]\w*\s*\(|[\w.]+\s*,|case\b)"  # a select list, not "select one"
+# a select list, not "select one" (`select*from`: no blank needed before `*`)
+_SELECT = r"select(?:\s*\*|\s+(?:@@|null\b|\d|[a-z_]\w*\s*\(|[\w.]+\s*,|case\b))"
 _STATEMENT = (
     rf"(?:{_SELECT}|insert\s+into\b|delete\s+from\b"
     r"|update\s+[\w.]+\s+set\b|drop\s+(?:table|database|schema|view|function|procedure|user)\b"
@@ -62,6 +63,8 @@ _AFTER_BOOL = (
     rf"\s*(?:not\s+|!\s*)?(?:\(\s*)*(?:{_STR}\s*(?:\)+\s*)?(?:{_CMP}|[-+*/%^&|]|{_END}|{_Q}\s*$)"
     rf"|{_NUM}\s*(?:\)+\s*)?(?:{_CMP}|{_END}|$)|{_IDENT}\s*(?:\)+\s*)?(?:<=>|<>|!=|=|like\b)|[a-z_]\w*\(|exists\s*\("
     rf"|{_Q}\s*$|{_IDENT}\s+is\s+(?:not\s+)?null\s*(?:{_END}|or\b|and\b)"
+    # PostgreSQL's and SQLite's operators, ended by SQL: `'or email notnull--`, `' and email ilike email--`
+    rf"|{_IDENT}\s+(?:notnull|isnull)\s*{_END}|{_IDENT}\s+(?:ilike|glob|regexp|rlike)\s+{_IDENT}\s*{_END}"
     rf"|{_SELECT})"
 )
 # `_BOOL` as `Leftmost` heads (`\bor\b` -> `or(?<!\wor)\b`), and what the `sleep` rule wants after one
@@ -177,7 +180,9 @@ SQLI = RuleSet(
          starting(_QUOTES, _BOOL_SCREEN + _AFTER_BOOL)),
         # admin'--   admin' #   ' /*   1' -- -   (the comment swallows the rest of the query)
         ("comment-end", (_QUOTES, ("--", "#", "/*", ";")),
-         Tail(re.compile(rf"{_Q}\s*(?:\)+\s*)?{_COMMENT_END}")), starting(_QUOTES, rf"[\s)]*{_COMMENT_END}")),
+         # (also after a `collate` clause: `user'collate nocase--`)
+         Tail(re.compile(rf"{_Q}\s*(?:\)+\s*)?(?:collate\s+\w+\s*)?{_COMMENT_END}")),
+         starting(_QUOTES, rf"[\s)]*(?:collate\s+\w+\s*)?{_COMMENT_END}")),
         ("union", (("union",), ("select",)), _Union(), None),
         ("stacked", ((";",),), re.compile(rf";\s*(?:\)+\s*)?{_STATEMENT}"), rf";[\s)]*{_STATEMENT}"),
         # 1 or 1=1   1) and 8137=8137   where 8930=5865   or 'a'='a   (boolean with a literal comparison)
@@ -231,7 +236,8 @@ SQLI = RuleSet(
     ],
     _prepare,
     # a plain value keeps an apostrophe between letters (O'Brien), and `admin'or 1#` is one
-    PlainGate(("union", "@@", " by ", "information_schema") + tuple("'" + b for b in _BOOLS if b.isalpha()),
+    PlainGate(("union", "@@", " by ", "information_schema", "'collate")
+              + tuple("'" + b for b in _BOOLS if b.isalpha()),
               ("or ", "and ", "xor "),
               re.compile(r"\d+\s*(?:or|and|xor|having|where|when)\s")),
 )

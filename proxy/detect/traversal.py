@@ -87,8 +87,8 @@ _RULES: list[Rule] = [
         rf"\s*(?:/*(?:/(?:private/+)?etc|/boot)/+[\w.-]\S*|/*proc/+(?:self|\d+)/+{_PROC_FILES}\S*"
         rf"|/+{_SYSTEM_ROOTS}/+(?:[\w .-]+/+)*+{_SERVER_FILES}(?:\.\w+)?)\s*$"))),
     # a sensitive file named from the current directory (`./web.config`, `./WEB-INF/web.xml`; not
-    # `./src/windows/registry.cc` or `./docs/.env.example`)
-    ("dot-slash", (("./",),), Anchored(re.compile(rf"\s*\./+(?:[\w.-]+/+){{0,3}}{_SECRET_FILES}"))),
+    # `./src/windows/registry.cc` or `./docs/.env.example`), or as the whole value's start (`.ssh/id_rsa`)
+    ("dot-slash", (), Anchored(re.compile(rf"\s*(?:\./+(?:[\w.-]+/+){{0,3}})?{_SECRET_FILES}"))),
 ]
 
 

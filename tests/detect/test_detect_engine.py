@@ -72,6 +72,12 @@ def test_keys_are_inspected() -> None:
     assert sorted(h.cls for h in hits) == ["nosqli", "sqli"]
 
 
+def test_iis_percent_u_escapes_are_decoded() -> None:
+    # `%uff1c` is IIS's spelling of a full-width `<`, which NFKC makes `<`
+    found = Engine(CLASSES).scan(query_fields("var=%uff1cscript%u0020%uff1ealert%281%29%uff1c/script%uff1e"))
+    assert [f.detector_id for f in found] == ["xss.tag"]
+
+
 def test_whole_request_double_encoded_query() -> None:
     fields = request_fields(path="/files/report", query="name=..%252f..%252fetc%252fpasswd",
                             headers=[("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")])
@@ -114,7 +120,8 @@ _REFERENCE = Engine(CLASSES, detectors={c: tuple(_Ungated(d) for d in ds) for c,
 _PLAINISH = st.lists(st.sampled_from(
     list("aeiostx019 .,@+-:/?!#_'") + ["\u0301", "\u0307", "İ", "é", "\x00", " or ", " and ", "xor ", "union",
     " select ", " by ", "@@", "'or ", "'and ", "'where ", "..", "/etc/", "etc/passwd", "/proc/self/", "/dev/",
-    "whoami", "ls ", "sleep ", "nc ", "python", "data:", "script:", "1 or 1", ".php", ".jpg",
+    "whoami", "ls ", "sleep ", "nc ", "python", "data:", "script:", "1 or 1", ".php", ".jpg", "'collate ", "--",
+    "invoke-webrequest ", "http://x/a.ps1", "iex ", ".ssh/", ".env", " having ", "notnull", "./", "/opt/", "httpd.conf",
 ]), max_size=14).map("".join)
 
 

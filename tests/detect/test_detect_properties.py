@@ -84,7 +84,8 @@ WORD_HEADS = ["or", "and", "x or", "' or", "x' and", "or a", "or (", "hi or a=",
               "exec(", "exec('a'", "select", "(select", "(select(", "order by", "order by 1", "call", "desc",
               "start-sleep", ";start-sleep", "iex", "onerror=", "a onerror=", "=alert", "+alert(", "createelement(",
               "./", "/a/", "/opt", "proc/self", "union", "case", "sleep(", "'a'=", "email is", "|{echo,", "{alert(",
-              "<x:", "(alert", "child_process", "=alert("]
+              "<x:", "(alert", "child_process", "=alert(", "for", "for /f", "for /f /d", "%a in", "c$@", "c'", "w^",
+              "'collate", "email notnull", "email ilike", "iex (", "invoke-webrequest", ".ssh/"]
 
 
 @pytest.mark.parametrize("blank", [" ", "\t", "\n", "+"])
