@@ -13,7 +13,7 @@ regex cannot be written so, these helpers start only where the structure can sta
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 
@@ -86,7 +86,7 @@ class Literals:
     """Plain substrings (C speed), each confirmed by an optional pattern matched where it was found:
     `Literals({"outfile": re.compile(r"(?<=into\\s)")})` is one `in` and, only on a hit, one regex."""
 
-    def __init__(self, words: dict[str, re.Pattern[str] | None]) -> None:
+    def __init__(self, words: Mapping[str, re.Pattern[str] | None]) -> None:
         self._words = words
 
     def search(self, text: str) -> re.Match[str] | Hit | None:
