@@ -24,12 +24,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy proxy
 	$(BIN)/lint-imports
 	$(BIN)/bastion test rules
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy proxy
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

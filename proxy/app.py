@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,11 @@ def build_pipeline(
     return Pipeline(checks)
 
 
+def _readiness(keys: JwksKeys) -> Callable[[], bool]:
+    """`/readyz`'s condition for one JWKS issuer: its keys were fetched (read at each probe)."""
+    return lambda: keys.ready
+
+
 class JwksFetcher:
     """The pooled client that fetches key sets (never the upstream's pool: other hosts, other limits)."""
 
@@ -160,7 +165,7 @@ class Bastion:
         self.health.subject_ttl = cfg.auth.revocation.subject_ttl
         jwks_issuers = {i.jwks_url: i.issuer for i in reversed(cfg.auth.issuers) if i.jwks_url is not None}
         for keys in self.jwks:
-            self.health.conditions[f"jwks {keys.url}"] = lambda k=keys: k.ready
+            self.health.conditions[f"jwks {keys.url}"] = _readiness(keys)
             keys.issuer = jwks_issuers.get(keys.url)
             keys.on_fetched = self.metrics.jwks_fetched
         if self.reloader is not None:

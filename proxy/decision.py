@@ -7,7 +7,7 @@ log. Nothing here knows about aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from http import HTTPStatus
 
@@ -149,7 +149,7 @@ class Reply(Exception):
 
     __slots__ = ("status", "headers")
 
-    def __init__(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
         super().__init__(status)
         self.status = status
         self.headers = dict(headers) if headers else {}

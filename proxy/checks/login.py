@@ -28,7 +28,7 @@ from multidict import CIMultiDict
 from proxy.config import LoginLimits
 from proxy.context import RequestContext
 from proxy.decision import Denial, Reason
-from proxy.ratelimit.base import ABNORMAL_USAGE, StoreUnavailable, Subject
+from proxy.ratelimit.base import ABNORMAL_USAGE, Settle, StoreUnavailable, Subject
 from proxy.ratelimit.keys import KeyValues, digest
 from proxy.ratelimit.limiter import Limiter, unavailable
 
@@ -124,7 +124,7 @@ class LoginGuard:
         if status in self.failures:
             ctx.log[_MARK] = "failure"
             return
-        outcome = "success" if 200 <= status < 300 else "refund"
+        outcome: Settle = "success" if 200 <= status < 300 else "refund"
         ctx.log[_MARK] = outcome
         subjects = self.subjects(ctx, ctx.body or b"", ctx.rule.login.username_field)
         task = asyncio.get_running_loop().create_task(self.limiter.settle(subjects, outcome, mark == "attempt_local"))

@@ -97,11 +97,11 @@ class _Stage:
         if not verdict.allowed:
             raise limited(verdict, [p for p, _ in hits])
         if self.always:
-            policy, state = policy_field(p for p, _ in hits), state_field(verdict.states)
+            policy_text, state_text = policy_field(p for p, _ in hits), state_field(verdict.states)
             before = ctx.log.get(_LOG_KEY)
             if before:
-                policy, state = f"{before['policy']}, {policy}", f"{before['state']}, {state}"
-            ctx.log[_LOG_KEY] = {"policy": policy, "state": state}
+                policy_text, state_text = f"{before['policy']}, {policy_text}", f"{before['state']}, {state_text}"
+            ctx.log[_LOG_KEY] = {"policy": policy_text, "state": state_text}
 
 
 class ClientLimits(_Stage):

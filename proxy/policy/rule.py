@@ -143,12 +143,6 @@ class Rule:
         self.timeout: tuple[float | None, float | None] | None = (
             (up.read_timeout, up.total_timeout) if up is not None else None
         )
-        self.detect: Any = None  # proxy.detect.DetectSpec, set by the compiler
-        up = spec.upstream
-        # (read, total) overrides for the forwarder, or None: resolved once here, not per request
-        self.timeout: tuple[float | None, float | None] | None = (
-            (up.read_timeout, up.total_timeout) if up is not None else None
-        )
         # response hardening, compiled here at load: the per-request path only applies them
         self.headers: Plan | None = rule_plan(spec.headers)
         self.cors: CorsPolicy | None = compile_cors(spec.cors)

@@ -50,17 +50,18 @@ _HANDLERS = {"http": _no_remote, "https": _no_remote, "file": _no_remote, "ftp":
 def _schema(
     value: dict[str, Any] | str, doc: Document, loc: tuple[str | int, ...], errors: list[str]
 ) -> Validator | None:
+    schema: Any = value
     if isinstance(value, str):
         path = Path(value)
         if not path.is_absolute():
             path = doc.path.parent / path
         try:
-            value = json.loads(path.read_text(encoding="utf-8"))
+            schema = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             errors.append(doc.error(loc, f"cannot load schema {path}: {exc}"))
             return None
     try:
-        return fastjsonschema.compile(value, handlers=_HANDLERS, use_default=False)  # type: ignore[no-any-return]
+        return fastjsonschema.compile(schema, handlers=_HANDLERS, use_default=False)  # type: ignore[no-any-return]
     except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError) as exc:
         errors.append(doc.error(loc, f"invalid JSON Schema: {exc}"))
         return None

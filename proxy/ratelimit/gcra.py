@@ -37,7 +37,7 @@ def ttl_us(new_level: int, count: int) -> int:
 def decide(policies: Sequence[Policy], levels: Sequence[int]) -> Verdict:
     """The verdict for levels read before this request (as the store saw them, atomically)."""
     after = []
-    violated = None
+    violated: list[PolicyState] | None = None
     for p, d in zip(policies, levels, strict=True):
         new = d + p.period_us
         if new > p.limit:

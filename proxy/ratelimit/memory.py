@@ -92,7 +92,7 @@ class MemoryStore:
 
     def _sweep(self, now: int) -> None:
         self._next_sweep = now + _SWEEP_US
-        for k in [k for k, (tat, _) in self._buckets.items() if tat < now]:
-            del self._buckets[k]
-        for k in [k for k, (_, until) in self._records.items() if until <= now]:
-            del self._records[k]
+        for bucket in [k for k, (tat, _) in self._buckets.items() if tat < now]:
+            del self._buckets[bucket]
+        for record in [k for k, (_, until) in self._records.items() if until <= now]:
+            del self._records[record]

@@ -66,7 +66,7 @@ class SharedState:
         if self.redis is not None:
             await self.redis.close()
 
-    def ready(self) -> bool:
+    def ready(self) -> bool | str:
         """A readiness condition: True, False, or (fail_open, Redis down) a truthy `degraded: …` text.
 
         The text keeps `/readyz` at 200 while saying why this replica counts alone."""
