@@ -245,6 +245,13 @@ def test_generalised_shapes_are_detected(cls: str, value: str, rid: str) -> None
     assert [h.detector_id for h in Engine([cls]).scan(json_fields({"q": value}))] == [rid]
 
 
+@pytest.mark.parametrize("value", ["x;c$@at /et$@c/pas$@swd", ";pi``ng -n 3 127.0.0.1", ";w^h^o^a^m^i"])
+def test_shell_obfuscation_is_undone_in_a_padded_value_too(value: str) -> None:
+    # a long value gets the second look around each shell token, so padding does not hide the payload
+    for padded in (value, " " * 1000 + value, value + " " * 1000, "word " * 200 + value + " word" * 200):
+        assert Engine(["cmdi"]).scan(json_fields({"q": padded})), padded[:40]
+
+
 # near misses of the rows above: prose, paths, tickets and code that must stay clean
 NEAR_MISSES = [
     "He said 'yes' or 'no' 'cause he was tired", "Pick 'red' or 'blue'", "Shall we select one?' or not",
