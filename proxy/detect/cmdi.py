@@ -124,11 +124,11 @@ _END = r"\s*(?:['\"`]\s*)?$"
 _ARITH = r"\(\(\s*\d+\s*[-+*/%]\s*\d+\s*\)\)"
 _VAR_SEPS = (";", "&&", "||")
 _VAR_HEADS = (";", "&&", r"\|\|")
-_VAR_TAIL = r"\s*\$\{?[a-z_]\w*\}?(?:\s*(?:$|[;|&\n`)])|\s+(?:-\w|/|\$|[\w.-]+/))"
+# the variable ends the command, or takes arguments (`$c $a$b`, `$CMD -la /`)
+_VAR_END = r"(?:\s*(?:$|[;|&\n`)])|\s+(?:-\w|/|\$|[\w.-]+/))"
+_VAR_TAIL = rf"\s*\$\{{?[a-z_]\w*\}}?{_VAR_END}"
 _ASSIGN = re.compile(r"(?<![\w$])([a-z_]\w*)=")
-# (the variable ends the command, or takes arguments: `$c $a$b`, `$CMD -la /`)
-_VAR_USE = re.compile("(?:" + "|".join(_VAR_HEADS)
-                      + r")\s*\$\{?([a-z_]\w*)\}?(?=\s*(?:$|[;|&\n`)])|\s+(?:-\w|/|\$|[\w.-]+/))")
+_VAR_USE = re.compile("(?:" + "|".join(_VAR_HEADS) + rf")\s*\$\{{?([a-z_]\w*)\}}?(?={_VAR_END})")
 
 
 class _VariableCommand:
@@ -163,9 +163,10 @@ _FOR = r"for\s+(?:/[dflr]\s+(?:\"[^\"]{0,80}\"\s+|[a-z]:\\\S*\s+)?)*%%?\S\s+in\s
 # is left alone: prose is full of them, and each change costs a second pass)
 # (patterns that start with their literal, so `re` skips to it in C; the letter before is checked per match)
 # (at most 8 in a row, taken whole: a run of `$$$...` is then tried from each `$` at a bounded cost)
-_SHELL_EMPTY = re.compile(r"(?:\\|\^|\$[@*!?#_$-]|\$\(\)|``|[<>]\(\)){1,8}+(?=\w|/)")
+_SPECIAL = r"\$[@*!?#_$-]"  # the shell's special parameters
+_SHELL_EMPTY = re.compile(rf"(?:\\|\^|{_SPECIAL}|\$\(\)|``|[<>]\(\)){{1,8}}+(?=\w|/)")
 _QUOTED_PIECE = re.compile(r"'(?<=\w')(\w*)'(?=\w|/)|\"(?<=\w\")(\w*)\"(?=\w|/)")
-_SPECIAL_PARAMETER = re.compile(r"\$[@*!?#_$-]")
+_SPECIAL_PARAMETER = re.compile(_SPECIAL)
 
 
 def _has_shell_tokens(value: str) -> bool:
@@ -176,7 +177,8 @@ def _has_shell_tokens(value: str) -> bool:
 
 
 def _unobfuscated(value: str) -> str:
-    """`value` with what a shell removes inside a word taken out (see `_SHELL_EMPTY`, `_QUOTED_PIECE`)."""
+    """`value` with what a shell removes inside a word taken out (see `_SHELL_EMPTY`, `_QUOTED_PIECE`);
+    `value` itself when nothing is, so callers can tell by identity."""
 
     def inside(m: re.Match[str], keep: str = "") -> str:
         before = value_now[m.start() - 1 : m.start()]
@@ -189,7 +191,7 @@ def _unobfuscated(value: str) -> str:
     if ("'" in value_now or '"' in value_now) and (
             ";" in value_now or "|" in value_now or "&" in value_now or "\n" in value_now):
         value_now = _QUOTED_PIECE.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), value_now)
-    return value_now
+    return value if value_now == value else value_now
 
 
 def _heads(heads: tuple[str, ...], tail: str) -> str:
@@ -295,13 +297,8 @@ class CmdiDetector:
             return hit
         if len(value) > _SECOND_LOOK_MAX:
             return self._around_tokens(value, field) if _has_shell_tokens(value) else None
-        # (what `_unobfuscated` looks for, inlined: most values have none of it)
-        if not ("\\" in value or "^" in value or "`" in value or "$" in value or "<(" in value or ">(" in value
-                or (("'" in value or '"' in value) and (";" in value or "|" in value or "&" in value
-                                                         or "\n" in value))):
-            return None
         plain = _unobfuscated(value)
-        return _CMDI.match(plain, field) if plain != value else None
+        return None if plain is value else _CMDI.match(plain, field)
 
     @staticmethod
     def _around_tokens(value: str, field: Field) -> Finding | None:
@@ -322,7 +319,7 @@ class CmdiDetector:
             lo, done = max(0, p - _AROUND), p + _AROUND
             excerpt = value[lo:done]
             plain = _unobfuscated(excerpt)
-            if plain != excerpt:
+            if plain is not excerpt:
                 hit = _CMDI.match(plain, field)
                 if hit is not None:
                     return hit

@@ -75,11 +75,16 @@ _SLEEP = r"\s*(?:not\s+|!\s*)?(?:\(\s*)*(?:sleep|pg_sleep)\s*\(\s*\d+\s*\)"
 # properties test with runs of blanks)
 _COMMENT_END = r"(?:--[\s\-+]*(?:\w{1,3}\s*)?|#\s*(?:\d+\s*)?|/\*.{0,40}\s*|;\s*(?:--|#).{0,20}\s*)$"
 _BOOLS = ("or", "and", "xor", "||", "&&", "having", "where", "when")
-_LITERAL_COMPARE = r"'\w{0,20}'(?:=|<>|!=)'|\"\w{0,20}\"(?:=|<>|!=)\""
+def _compared(tail: str = "") -> str:
+    """Two quoted literals compared (`'a'='`, `"1"="`), each quote kind, then `tail` after the second's text."""
+    return "|".join(rf"{q}\w{{0,20}}{q}(?:=|<>|!=){q}{tail}" for q in ("'", '\\"'))
+
+
+_LITERAL_COMPARE = _compared()
 # ... and the right literal ends the probe (the value, a comment, a boolean): not `@{"Accept"="application/json"}`
 # or "the condition 'yes'='yes' is always true"
 _PROBE_END = r"(?:['\"]?\s*$|['\"]\s*(?:--|#|;|\)|(?:or|and)\b))"
-_LITERAL_PROBE = rf"'\w{{0,20}}'(?:=|<>|!=)'\w{{0,20}}{_PROBE_END}|\"\w{{0,20}}\"(?:=|<>|!=)\"\w{{0,20}}{_PROBE_END}"
+_LITERAL_PROBE = _compared(rf"\w{{0,20}}{_PROBE_END}")
 # `x'||'x` ending the value, the application's quotes around it (prose's `'foo'||'bar'` and a list of
 # operators' `'||', 'c'` close their own)
 _CONCAT_PROBE = r"'\|\|'(?<=\w'\|\|')(?=\w{1,20}\s*$)"

@@ -35,7 +35,8 @@ _ON = re.compile(r"on[a-z]{3,40}\s*=")
 _TAG_START = re.compile(r"<[a-z!?]")
 # a handler, written as an attribute (no blank before `=`), whose value calls a sink: `onerror=alert(6)`,
 # ``onfocus=alert`1` ``, `onload="top.eval(name)"` (Python's `onerror=partial(...)` calls no sink)
-_CALL = re.compile(r"[\"'`]?\s*(?:(?:window|top|self|parent|this)\.)?(?:alert|prompt|confirm|eval)\s*[(`]")
+_SINK_NAMES = r"(?:alert|prompt|confirm|eval)"
+_CALL = re.compile(rf"[\"'`]?\s*(?:(?:window|top|self|parent|this)\.)?{_SINK_NAMES}\s*[(`]")
 # ... and is a DOM event's (`onboarding=` is a word, not a handler)
 _EVENTS = frozenset(
     "abort afterprint auxclick beforeinput beforeprint beforeunload begin blur cancel canplay canplaythrough change "
@@ -116,15 +117,14 @@ _CSS = Literals(_CSS_WORDS)
 _QUOTE_SINK = (r"\s*[;)}\]+,-]\s*(?:[;)}\]]+\s*)?"
                r"(?:(?:alert|prompt|confirm|eval|settimeout|setinterval|fetch|import)\s*[(`]"
                r"|document\.(?:cookie|domain|write|location)|window\.location|location\s*=)")
-_CLOSE_SINK = r"\s*(?:;\s*)?(?:alert|prompt|confirm|eval)\s*[(`]"
+_CLOSE_SINK = rf"\s*(?:;\s*)?{_SINK_NAMES}\s*[(`]"
 _SINK = re.compile(rf"[\"'`]{_QUOTE_SINK}|^\s*[)}}\]]+{_CLOSE_SINK}")
 # a sink taken as a value (`a=eval;b=alert;a(b(1))`, `x=alert;x(1)`) or called inside an expression
 # (`+alert(0)+`): code, in a JavaScript context that needs no quote to break out of
-_SINK_NAMES = r"(?:alert|prompt|confirm|eval)"
 # (screen: from the `=`; the searcher then wants the alias called later: `a=eval;b=alert;a(b(1))`, not
 # `kind=alert, severity=high`; not `prompt=prompt,`, a Python keyword argument)
 _ALIAS = r"=\s*(?:alert|eval)\s*[;,]"
-_ALIAS_CALLED = r"(?<![\w$])([a-z_$][\w$]{0,30})\s*=\s*(?:alert|eval)\s*[;,].{0,80}?(?<![\w$.])\1\s*\("
+_ALIAS_CALLED = rf"(?<![\w$])([a-z_$][\w$]{{0,30}})\s*{_ALIAS}.{{0,80}}?(?<![\w$.])\1\s*\("
 _CONCAT = rf"\+\s*{_SINK_NAMES}\s*[(`][^)`]{{0,40}}[)`]\s*\+"
 # assigned without a blank, as a flash variable or query parameter is (`playerready=alert(1)`, `?alert(1)`),
 # and passed to an array or promise method as its callback (`[1].find(alert)`; not `notify(alert)` or
