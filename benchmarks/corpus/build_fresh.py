@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -193,11 +194,23 @@ def write_or_check(out: dict[str, list[str]], origin: dict[str, list[str]], stat
     return 1 if differs else 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with attacks-fresh/ instead of writing")
+def build_loaded(sources: tuple[tuple[str, str, str], ...], lines: dict[str, list[str]],
+                 older: tuple[str, ...]) -> tuple[dict[str, list[str]], dict[str, list[str]], Stats]:
+    """`build` over lines already read per source (the template sets: fresh3, fresh4)."""
+    return build(sources, lambda rel, kind: lines[rel], older)
+
+
+def cli(doc: str, out_dir: Path, built: Callable[[], tuple[dict[str, list[str]], dict[str, list[str]], Stats]],
+        label: str = "fresh") -> int:
+    """Every builder's command line: build (after parsing, so `--help` builds nothing), then write or `--check`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help=f"compare with {out_dir.name}/ instead of writing")
     args = parser.parse_args()
-    return write_or_check(*build(), OUT, args.check)
+    return write_or_check(*built(), out_dir, args.check, label=label)
+
+
+def main() -> int:
+    return cli(__doc__, OUT, build)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ No split: every kept line is held out. attacks-fresh2/provenance.tsv names the s
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 
 import yaml
-from build_fresh import HERE, _lines, build, read_source, write_or_check
+from build_fresh import HERE, _lines, build, cli, read_source
 
 SRC = HERE / "sources" / "fresh2"
 OUT = HERE / "attacks-fresh2"
@@ -117,10 +116,7 @@ def read(rel: str, kind: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with attacks-fresh2/ instead of writing")
-    args = parser.parse_args()
-    return write_or_check(*build(SOURCES, read, OLDER), OUT, args.check, label="fresh2")
+    return cli(__doc__, OUT, lambda: build(SOURCES, read, OLDER), label="fresh2")
 
 
 if __name__ == "__main__":

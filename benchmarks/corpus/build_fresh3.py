@@ -48,13 +48,12 @@ attacks-fresh3/provenance.tsv names the template of every line.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from itertools import product
 
 import yaml
-from build_fresh import HERE, build, write_or_check
+from build_fresh import HERE, build_loaded, cli
 
 SRC = HERE / "sources" / "fresh3"
 OUT = HERE / "attacks-fresh3"
@@ -199,11 +198,7 @@ def load() -> tuple[tuple[tuple[str, str, str], ...], dict[str, list[str]]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with attacks-fresh3/ instead of writing")
-    args = parser.parse_args()
-    sources, lines = load()
-    return write_or_check(*build(sources, lambda rel, kind: lines[rel], OLDER), OUT, args.check, label="fresh3")
+    return cli(__doc__, OUT, lambda: build_loaded(*load(), OLDER), label="fresh3")
 
 
 if __name__ == "__main__":

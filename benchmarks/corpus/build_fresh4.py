@@ -47,12 +47,11 @@ attacks-fresh4/provenance.tsv names, for every line, the test file, the rule id 
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 
 import yaml
-from build_fresh import HERE, build, write_or_check
+from build_fresh import HERE, build_loaded, cli
 from build_fresh3 import _PLAIN_PATH, _PROBE
 
 SRC = HERE / "sources" / "fresh4"
@@ -97,11 +96,7 @@ def load() -> tuple[tuple[tuple[str, str, str], ...], dict[str, list[str]]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with attacks-fresh4/ instead of writing")
-    args = parser.parse_args()
-    sources, lines = load()
-    return write_or_check(*build(sources, lambda rel, kind: lines[rel], OLDER), OUT, args.check, label="fresh4")
+    return cli(__doc__, OUT, lambda: build_loaded(*load(), OLDER), label="fresh4")
 
 
 if __name__ == "__main__":
