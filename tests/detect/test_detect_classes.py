@@ -227,20 +227,11 @@ FRESH2_GENERALISED = [
 ]
 
 
-@pytest.mark.parametrize(("cls", "value", "rid"),
-                         [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in FRESH2_GENERALISED])
-def test_fresh2_shapes_are_detected(cls: str, value: str, rid: str) -> None:
-    assert [h.detector_id for h in Engine([cls]).scan(json_fields({"q": value}))] == [rid]
-
-
-@pytest.mark.parametrize(("cls", "value", "rid"),
-                         [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in FRESH_GENERALISED])
-def test_fresh_shapes_are_detected(cls: str, value: str, rid: str) -> None:
-    assert [h.detector_id for h in Engine([cls]).scan(json_fields({"q": value}))] == [rid]
-
-
-@pytest.mark.parametrize(("cls", "value", "rid"),
-                         [pytest.param(*row, id=f"{row[0]}:{row[1][:40]}") for row in GENERALISED])
+@pytest.mark.parametrize(("cls", "value", "rid"), [
+    pytest.param(*row, id=f"{table}:{row[0]}:{row[1][:40]}")
+    for table, rows in (("tuning", GENERALISED), ("fresh", FRESH_GENERALISED), ("fresh2+", FRESH2_GENERALISED))
+    for row in rows
+])
 def test_generalised_shapes_are_detected(cls: str, value: str, rid: str) -> None:
     assert [h.detector_id for h in Engine([cls]).scan(json_fields({"q": value}))] == [rid]
 
